@@ -1,0 +1,3 @@
+"""cogvx.infer."""
+
+__all__: list[str] = []

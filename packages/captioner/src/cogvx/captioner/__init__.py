@@ -1,0 +1,3 @@
+"""cogvx.captioner."""
+
+__all__: list[str] = []

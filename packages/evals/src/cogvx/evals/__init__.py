@@ -1,0 +1,3 @@
+"""cogvx.evals."""
+
+__all__: list[str] = []

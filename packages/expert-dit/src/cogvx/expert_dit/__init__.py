@@ -1,0 +1,3 @@
+"""cogvx.expert_dit."""
+
+__all__: list[str] = []

@@ -1,0 +1,27 @@
+"""Fused kernels of the expert transformer (design doc sec. 4).
+
+Three ops, each a readable PyTorch reference (:mod:`.reference`, also the CPU path) plus a Triton
+kernel with forward and backward, behind one dispatch point:
+
+- :func:`expert_layernorm_modulate`: shared LayerNorm + expert (text/video) adaLN modulation.
+- :func:`rope_qk`: 3D RoPE on the video tokens of q and k.
+- :func:`gated_residual`: ``x + gate * y`` with text/video gates.
+
+Pick the implementation with :func:`use_kernels` (or ``COGVX_KERNELS=torch|triton|auto``);
+``auto`` (default) uses Triton on capable CUDA devices and the reference elsewhere. Triton is
+imported only when a Triton path is taken.
+"""
+
+from cogvx.expert_dit.kernels import reference
+from cogvx.expert_dit.kernels.backend import KernelBackend, current_backend, use_kernels
+from cogvx.expert_dit.kernels.ops import expert_layernorm_modulate, gated_residual, rope_qk
+
+__all__ = [
+    "KernelBackend",
+    "current_backend",
+    "expert_layernorm_modulate",
+    "gated_residual",
+    "reference",
+    "rope_qk",
+    "use_kernels",
+]

@@ -1,0 +1,3 @@
+"""cogvx.framepack."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""cogvx.vae3d."""
+
+__all__: list[str] = []
