@@ -19,7 +19,9 @@ __all__ = ["expert_layernorm_modulate", "gated_residual", "rope_qk"]
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _check_tensor(name: str, t: object, shape: tuple[int, ...] | None = None, ndim: int | None = None) -> Tensor:
+def _check_tensor(
+    name: str, t: object, shape: tuple[int, ...] | None = None, ndim: int | None = None
+) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype not in _FLOAT_DTYPES:
@@ -104,7 +106,9 @@ def rope_qk(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, offset: int) -> tupl
     _check_tensor("k", k, shape=tuple(q.shape))
     seq_len, head_dim = q.shape[2], q.shape[3]
     if head_dim % 2 != 0:
-        raise ValueError(f"the head dim (last dim of q) must be even for pairwise rotation, got {head_dim}")
+        raise ValueError(
+            f"the head dim (last dim of q) must be even for pairwise rotation, got {head_dim}"
+        )
     _check_split("offset", offset, seq_len)
     _check_tensor("cos", cos, shape=(seq_len - offset, head_dim))
     _check_tensor("sin", sin, shape=(seq_len - offset, head_dim))
@@ -116,7 +120,9 @@ def rope_qk(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, offset: int) -> tupl
     return reference.rope_qk(q, k, cos, sin, offset)
 
 
-def gated_residual(x: Tensor, y: Tensor, text_len: int, text_gate: Tensor, video_gate: Tensor) -> Tensor:
+def gated_residual(
+    x: Tensor, y: Tensor, text_len: int, text_gate: Tensor, video_gate: Tensor
+) -> Tensor:
     """``x + gate * y`` with ``text_gate [B, D]`` on tokens ``:text_len`` and ``video_gate`` after.
 
     ``x, y [B, S, D]``; fp32 arithmetic, returns ``x.dtype``. Reference:

@@ -55,12 +55,12 @@ def expert_layernorm_modulate(
     normed = _layer_norm_fp32(x, weight, bias, eps)  # [B, S, D] fp32
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
     # [B, D] -> [B, 1, D]: one modulation vector per sample, broadcast over that modality's tokens.
-    out[:, :text_len] = normed[:, :text_len] * (1 + text_scale.float()[:, None]) + text_shift.float()[
-        :, None
-    ]
-    out[:, text_len:] = normed[:, text_len:] * (
-        1 + video_scale.float()[:, None]
-    ) + video_shift.float()[:, None]
+    out[:, :text_len] = (
+        normed[:, :text_len] * (1 + text_scale.float()[:, None]) + text_shift.float()[:, None]
+    )
+    out[:, text_len:] = (
+        normed[:, text_len:] * (1 + video_scale.float()[:, None]) + video_shift.float()[:, None]
+    )
     return out.to(x.dtype)
 
 
@@ -97,6 +97,10 @@ def gated_residual(
     done on the concatenated ``[B, S, D]`` sequence. Returns ``x.dtype``.
     """
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
-    out[:, :text_len] = x[:, :text_len].float() + text_gate.float()[:, None] * y[:, :text_len].float()
-    out[:, text_len:] = x[:, text_len:].float() + video_gate.float()[:, None] * y[:, text_len:].float()
+    out[:, :text_len] = (
+        x[:, :text_len].float() + text_gate.float()[:, None] * y[:, :text_len].float()
+    )
+    out[:, text_len:] = (
+        x[:, text_len:].float() + video_gate.float()[:, None] * y[:, text_len:].float()
+    )
     return out.to(x.dtype)
