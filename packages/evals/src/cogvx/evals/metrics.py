@@ -60,13 +60,13 @@ def _to_float64(x: ArrayLike, name: str) -> torch.Tensor:
     if t.ndim == 3:
         t = t.unsqueeze(0)
     if t.ndim != 4:
-        raise ValueError(
-            f"{name} must have shape [T,H,W,C] or [H,W,C], got shape {tuple(t.shape)}"
-        )
+        raise ValueError(f"{name} must have shape [T,H,W,C] or [H,W,C], got shape {tuple(t.shape)}")
     return t
 
 
-def _pair(pred: ArrayLike, target: ArrayLike, data_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair(
+    pred: ArrayLike, target: ArrayLike, data_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     if not (isinstance(data_range, int | float) and data_range > 0):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     p = _to_float64(pred, "pred")
@@ -127,7 +127,9 @@ def ssim_per_frame(pred: ArrayLike, target: ArrayLike, *, data_range: float = 1.
     sxy = _blur_valid(x * y, g) - mu_x * mu_y
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
+    )
     # [T*C,1,h',w'] -> [T,C] -> mean over channels -> [T]
     return ssim_map.flatten(1).mean(dim=1).view(n_frames, c).mean(dim=1).numpy()
 
