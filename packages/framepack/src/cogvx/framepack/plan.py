@@ -320,4 +320,3 @@ def plan_epoch(
         epoch=epoch,
         report=report,
     )
-

@@ -164,7 +164,9 @@ class ResolutionStage:
             raise ValueError(
                 f"ResolutionStage.short_side must be an int >= 16, got {self.short_side!r}"
             )
-        if self.max_area is not None and (not isinstance(self.max_area, int) or self.max_area < 256):
+        if self.max_area is not None and (
+            not isinstance(self.max_area, int) or self.max_area < 256
+        ):
             raise ValueError(
                 f"ResolutionStage.max_area must be None or an int >= 256, got {self.max_area!r}"
             )
@@ -254,9 +256,7 @@ def assign_train_shape(
     clipped = frames > stage_max
     if clipped:
         if not stage.clip_long:
-            raise UnfitSample(
-                "too_long", f"{frames} frames > stage max_frames {stage.max_frames}"
-            )
+            raise UnfitSample("too_long", f"{frames} frames > stage max_frames {stage.max_frames}")
         frames = stage_max
 
     h, w = shape.height, shape.width
