@@ -26,7 +26,12 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from cogvx.expert_dit.kernels.rowchunks import device_guard, plan_chunks
+from cogvx.expert_dit.kernels.rowchunks import (
+    BACKWARD_PROGRAMS_PER_SM,
+    FORWARD_PROGRAMS_PER_SM,
+    device_guard,
+    plan_chunks,
+)
 
 __all__ = ["expert_layernorm_modulate"]
 
@@ -215,7 +220,9 @@ class _ExpertAdaLN(torch.autograd.Function):
         y = torch.empty((batch, seq_len, dim), dtype=x.dtype, device=x.device)
         mean = torch.empty((batch, seq_len), dtype=torch.float32, device=x.device)
         rstd = torch.empty((batch, seq_len), dtype=torch.float32, device=x.device)
-        chunks = plan_chunks(batch, seq_len, text_len, x.device, programs_per_sm=8)
+        chunks = plan_chunks(
+            batch, seq_len, text_len, x.device, programs_per_sm=FORWARD_PROGRAMS_PER_SM
+        )
         block_d = triton.next_power_of_2(dim)
         with device_guard(x):
             _adaln_fwd_kernel[(batch, chunks.total)](
@@ -265,7 +272,9 @@ class _ExpertAdaLN(torch.autograd.Function):
         batch, seq_len, dim = x.shape
         compute_dx = ctx.needs_input_grad[0]
         dx = torch.empty_like(x) if compute_dx else x  # dummy pointer when not needed
-        chunks = plan_chunks(batch, seq_len, text_len, x.device, programs_per_sm=2)
+        chunks = plan_chunks(
+            batch, seq_len, text_len, x.device, programs_per_sm=BACKWARD_PROGRAMS_PER_SM
+        )
         partial_p = torch.empty((batch, chunks.total, dim), dtype=torch.float32, device=x.device)
         partial_q = torch.empty_like(partial_p)
         block_d = triton.next_power_of_2(dim)

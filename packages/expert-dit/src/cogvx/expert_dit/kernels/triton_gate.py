@@ -17,7 +17,12 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from cogvx.expert_dit.kernels.rowchunks import device_guard, plan_chunks
+from cogvx.expert_dit.kernels.rowchunks import (
+    BACKWARD_PROGRAMS_PER_SM,
+    FORWARD_PROGRAMS_PER_SM,
+    device_guard,
+    plan_chunks,
+)
 
 __all__ = ["gated_residual"]
 
@@ -97,7 +102,13 @@ def _launch(
     """Run the kernel; backward returns the partial sums ``[B, n_chunks, D]`` and ``n_text``."""
     batch, seq_len, dim = a.shape
     # Forward: many short programs; backward: fewer, longer ones (smaller partial-sum buffer).
-    chunks = plan_chunks(batch, seq_len, text_len, a.device, programs_per_sm=2 if backward else 8)
+    chunks = plan_chunks(
+        batch,
+        seq_len,
+        text_len,
+        a.device,
+        programs_per_sm=BACKWARD_PROGRAMS_PER_SM if backward else FORWARD_PROGRAMS_PER_SM,
+    )
     partial = None
     if backward:
         partial = torch.empty((batch, chunks.total, dim), dtype=torch.float32, device=a.device)

@@ -1,15 +1,17 @@
 """Triton kernel: 3D RoPE on the video tokens of q and k in one launch.
 
-Math (reference: :func:`cogvx.expert_dit.kernels.reference.rope_qk`). With channel pairs
-``(x_e, x_o) = (x[2j], x[2j+1])`` and ``c, s`` the cos/sin of the token's row ``n = token - offset``::
+Math (reference: :func:`cogvx.expert_dit.kernels.reference.rope_qk`), per token row ``x [d]``
+with ``c, s`` the cos/sin row ``token - offset`` and ``rot(x) = (-x1, x0, -x3, x2, ...)``::
 
-    forward:   y_e = x_e * c_e - x_o * s_e          y_o = x_o * c_o + x_e * s_o
-    backward:  dx_e = g_e * c_e + g_o * s_o         dx_o = g_o * c_o - g_e * s_e
+    forward:   y  = x * c + rot(x) * s
+    backward:  dx = g * c + rot^T(g * s),   rot^T(v) = (v1, -v0, v3, -v2, ...)
 
-(the backward is the transpose of the same linear map: ``dx = g * c + rot^T(g * s)``). Text
-tokens (``token < offset``) use ``c = 1, s = 0``, i.e. they are copied unchanged. Each program
-handles one (sample, head) and a block of tokens for both q and k, so the cos/sin block is loaded
-once for the two tensors. The same kernel runs forward and backward (``BACKWARD`` constant).
+(the backward is the transpose of the same linear map). Text tokens (``token < offset``) use
+``c = 1, s = 0``, i.e. they are copied unchanged. Rows are loaded contiguously and split into
+even/odd channels in registers (``reshape`` + ``split``, back with ``interleave``), so memory
+access stays fully coalesced. Each program handles one (sample, head) and a block of tokens for
+both q and k, loading the cos/sin block once for the two. The same kernel runs forward and
+backward (``BACKWARD`` constant).
 """
 
 from __future__ import annotations
@@ -31,12 +33,10 @@ def _rotate_block(
     batch,
     head,
     rows,
-    pairs,
+    cols,
     mask,
-    cos_e,
-    cos_o,
-    sin_e,
-    sin_o,
+    cos,
+    sin,
     stride_in_b,
     stride_in_h,
     stride_in_s,
@@ -44,21 +44,21 @@ def _rotate_block(
     stride_out_h,
     stride_out_s,
     BACKWARD: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     src = in_ptr + batch * stride_in_b + head * stride_in_h + rows[:, None] * stride_in_s
-    src = src + 2 * pairs[None, :]
-    x_e = tl.load(src, mask=mask, other=0.0).to(tl.float32)
-    x_o = tl.load(src + 1, mask=mask, other=0.0).to(tl.float32)
+    x = tl.load(src + cols[None, :], mask=mask, other=0.0).to(tl.float32)  # [BLOCK_S, BLOCK_D]
     if BACKWARD:
-        y_e = x_e * cos_e + x_o * sin_o
-        y_o = x_o * cos_o - x_e * sin_e
+        # rot^T(v): (v0, v1) -> (v1, -v0) on each pair, v = g * s.
+        v_even, v_odd = tl.split(tl.reshape(x * sin, (BLOCK_S, BLOCK_D // 2, 2)))
+        y = x * cos + tl.interleave(v_odd, -v_even)
     else:
-        y_e = x_e * cos_e - x_o * sin_e
-        y_o = x_o * cos_o + x_e * sin_o
+        # rot(x): (x0, x1) -> (-x1, x0) on each pair.
+        x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_S, BLOCK_D // 2, 2)))
+        y = x * cos + tl.interleave(-x_odd, x_even) * sin
     dst = out_ptr + batch * stride_out_b + head * stride_out_h + rows[:, None] * stride_out_s
-    dst = dst + 2 * pairs[None, :]
-    tl.store(dst, y_e.to(out_ptr.dtype.element_ty), mask=mask)
-    tl.store(dst + 1, y_o.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(dst + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -72,7 +72,7 @@ def _rope_kernel(
     heads,
     seq_len,
     offset,
-    half_dim,
+    head_dim,
     stride_qb,
     stride_qh,
     stride_qs,
@@ -89,30 +89,30 @@ def _rope_kernel(
     stride_sin,
     BACKWARD: tl.constexpr,
     BLOCK_S: tl.constexpr,
-    BLOCK_P: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     batch_head = tl.program_id(0)
     batch = (batch_head // heads).to(tl.int64)
     head = (batch_head % heads).to(tl.int64)
     rows = (tl.program_id(1) * BLOCK_S + tl.arange(0, BLOCK_S)).to(tl.int64)  # token index
-    pairs = tl.arange(0, BLOCK_P)  # channel pair index j: channels 2j, 2j+1
-    mask = (rows[:, None] < seq_len) & (pairs[None, :] < half_dim)
+    cols = tl.arange(0, BLOCK_D)  # channel
+    mask = (rows[:, None] < seq_len) & (cols[None, :] < head_dim)
     video = mask & (rows[:, None] >= offset)
     table_row = (rows - offset)[:, None]  # row of cos/sin; negative (masked) for text tokens
-    cos_at = cos_ptr + table_row * stride_cos + 2 * pairs[None, :]
-    sin_at = sin_ptr + table_row * stride_sin + 2 * pairs[None, :]
     # Text tokens: cos = 1, sin = 0 leaves them unchanged.
-    cos_e = tl.load(cos_at, mask=video, other=1.0).to(tl.float32)
-    cos_o = tl.load(cos_at + 1, mask=video, other=1.0).to(tl.float32)
-    sin_e = tl.load(sin_at, mask=video, other=0.0).to(tl.float32)
-    sin_o = tl.load(sin_at + 1, mask=video, other=0.0).to(tl.float32)
+    cos = tl.load(cos_ptr + table_row * stride_cos + cols[None, :], mask=video, other=1.0)
+    sin = tl.load(sin_ptr + table_row * stride_sin + cols[None, :], mask=video, other=0.0)
+    cos = cos.to(tl.float32)
+    sin = sin.to(tl.float32)
     _rotate_block(
-        q_ptr, q_out_ptr, batch, head, rows, pairs, mask, cos_e, cos_o, sin_e, sin_o,
-        stride_qb, stride_qh, stride_qs, stride_qob, stride_qoh, stride_qos, BACKWARD,
+        q_ptr, q_out_ptr, batch, head, rows, cols, mask, cos, sin,
+        stride_qb, stride_qh, stride_qs, stride_qob, stride_qoh, stride_qos,
+        BACKWARD, BLOCK_S, BLOCK_D,
     )  # fmt: skip
     _rotate_block(
-        k_ptr, k_out_ptr, batch, head, rows, pairs, mask, cos_e, cos_o, sin_e, sin_o,
-        stride_kb, stride_kh, stride_ks, stride_kob, stride_koh, stride_kos, BACKWARD,
+        k_ptr, k_out_ptr, batch, head, rows, cols, mask, cos, sin,
+        stride_kb, stride_kh, stride_ks, stride_kob, stride_koh, stride_kos,
+        BACKWARD, BLOCK_S, BLOCK_D,
     )  # fmt: skip
 
 
@@ -125,18 +125,18 @@ def _launch(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, offset: int, backwar
     q, k = _last_dim_contiguous(q), _last_dim_contiguous(k)
     batch, heads, seq_len, head_dim = q.shape
     q_out, k_out = torch.empty_like(q), torch.empty_like(k)  # keeps a transposed layout
-    block_p = triton.next_power_of_2(head_dim // 2)
-    block_s = max(1, min(triton.next_power_of_2(seq_len), 4096 // block_p))
+    block_d = max(2, triton.next_power_of_2(head_dim))
+    block_s = max(1, min(triton.next_power_of_2(seq_len), 4096 // block_d))
     grid = (batch * heads, triton.cdiv(seq_len, block_s))
     if cos.numel() == 0:  # offset == S: no video token, the tables are never read
         cos = sin = q  # any valid pointer (an empty tensor may have a null data pointer)
     with device_guard(q):
         _rope_kernel[grid](
             q, k, q_out, k_out, cos, sin,
-            heads, seq_len, offset, head_dim // 2,
+            heads, seq_len, offset, head_dim,
             *q.stride()[:3], *k.stride()[:3], *q_out.stride()[:3], *k_out.stride()[:3],
             cos.stride(0), sin.stride(0),
-            BACKWARD=backward, BLOCK_S=block_s, BLOCK_P=block_p,
+            BACKWARD=backward, BLOCK_S=block_s, BLOCK_D=block_d,
             num_warps=4,
         )  # fmt: skip
     return q_out, k_out
