@@ -1,0 +1,656 @@
+"""The CogVideoX expert transformer (all released variants), read top-down.
+
+Matches diffusers ``CogVideoXTransformer3DModel`` 0.42.1 (spec sec. 3) with the same parameter
+names, so a diffusers ``state_dict`` loads with a plain ``load_state_dict``:
+
+1. time embedding: sinusoid of width D (``[cos | sin]``) -> Linear -> SiLU -> Linear; plus the
+   ofs embedding for 1.5-I2V (sec. 3.2 step 1);
+2. patch embedding: text Linear, video Conv2d 2x2 per frame (1.0) or Linear over
+   ``(c, pt, p, p)`` (1.5), joint sequence ``[text ; video]`` (step 2);
+3. absolute positions: 3D sin-cos (2B) or the learned table (5B-I2V); RoPE (5B, 1.5) is applied
+   to q/k of the video tokens inside attention (sec. 3.3);
+4. expert-adaLN blocks on ONE joint tensor ``x [B, L_text + N_video, D]`` (text first): shared
+   LayerNorm, separate text/video shift/scale/gate, QK-LayerNorm, full attention (sec. 3.4);
+5. ``norm_final`` -> adaptive ``norm_out`` (shift first, then scale) -> ``proj_out`` ->
+   unpatchify (step 4-5).
+
+Runtime switches are call arguments or context managers (attention backend, kernels via
+:func:`cogvx.expert_dit.kernels.use_kernels`, activation checkpointing, the RoPE grid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import AttentionBackend, attention, current_attention_backend
+from .attention import parse_attention_backend as _parse_attention_backend
+from .config import DiTConfig
+from .kernels import expert_layernorm_modulate, gated_residual, rope_qk
+from .positions import (
+    PositionCache,
+    RopeGrid,
+    learned_table_init,
+    parse_rope_grid,
+    rope_tables,
+    sincos_table,
+    token_grid,
+)
+
+__all__ = [
+    "ExpertAdaLN",
+    "ExpertBlock",
+    "ExpertDiT",
+    "FeedForward",
+    "JointAttention",
+    "Modulation",
+    "PatchEmbed",
+    "TimestepEmbedding",
+    "timestep_sinusoid",
+]
+
+_ACTIVATIONS = {"silu": F.silu, "swish": F.silu, "gelu": F.gelu, "relu": F.relu, "mish": F.mish}
+
+
+# ===================================================================================== embeddings
+def timestep_sinusoid(
+    timesteps: Tensor, dim: int, *, flip_sin_to_cos: bool = True, freq_shift: float = 0.0
+) -> Tensor:
+    """DDPM sinusoid of ``timesteps [B]`` -> ``[B, dim]`` float32 (diffusers ``Timesteps``).
+
+    Frequencies ``exp(-ln(1e4) * i / (half - freq_shift))`` for ``i < half``; output
+    ``[sin | cos]``, or ``[cos | sin]`` with ``flip_sin_to_cos`` (CogVideoX; equal to SAT
+    ``timestep_embedding``). An odd ``dim`` gets one zero column.
+    """
+    half = dim // 2
+    exponent = -math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=timesteps.device)
+    freqs = torch.exp(exponent / (half - freq_shift))  # [half]
+    angles = timesteps[:, None].float() * freqs[None, :]  # [B, half]
+    emb = (
+        torch.cat([angles.cos(), angles.sin()], dim=-1)
+        if flip_sin_to_cos
+        else torch.cat([angles.sin(), angles.cos()], dim=-1)
+    )
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class TimestepEmbedding(nn.Module):
+    """``linear_2(act(linear_1(x)))`` (diffusers ``TimestepEmbedding``; SAT ``time_embed``)."""
+
+    def __init__(self, in_dim: int, out_dim: int, act: str = "silu") -> None:
+        super().__init__()
+        self.linear_1 = nn.Linear(in_dim, out_dim)
+        self.linear_2 = nn.Linear(out_dim, out_dim)
+        self.act = _ACTIVATIONS[act]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear_2(self.act(self.linear_1(x)))
+
+
+class PatchEmbed(nn.Module):
+    """Text projection and video patchification into one joint sequence ``[text ; video]``.
+
+    Video tokens are ordered ``(t, h, w)`` row-major; each token's input features are ordered
+    ``(c, pt, ph, pw)``. For 1.0 ``proj`` is the reference ``Conv2d(C, D, k=p, s=p)`` (weights
+    ``[D, C, p, p]``), evaluated as the equivalent Linear over the flattened patch; for 1.5 it is
+    ``Linear(C*pt*p*p, D)`` (always with bias, as the reference, whatever ``patch_bias`` says).
+    The 5B-I2V learned table is the persistent buffer ``pos_embedding [1, L_text + N, D]``.
+    """
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.patch_t = config.patch_t
+        dim = config.inner_dim
+        if config.patch_size_t is None:
+            self.proj: nn.Module = nn.Conv2d(
+                config.in_channels, dim, config.patch_size, config.patch_size,
+                bias=config.patch_bias,
+            )
+        else:
+            self.proj = nn.Linear(config.patch_dim, dim)
+        self.text_proj = nn.Linear(config.text_embed_dim, dim)
+        if config.use_learned_positional_embeddings:
+            self.register_buffer("pos_embedding", learned_table_init(config), persistent=True)
+
+    def embed_video(self, latents: Tensor) -> Tensor:
+        """``latents [B, F, C, H, W]`` (F divisible by pt) -> tokens ``[B, N, D]``."""
+        patches = rearrange(
+            latents, "b (t o) c (h p) (w q) -> b (t h w) (c o p q)",
+            o=self.patch_t, p=self.patch_size, q=self.patch_size,
+        )  # [B, N, C*pt*p*p]
+        weight = self.proj.weight.flatten(1)  # conv [D, C, p, p] -> [D, C*p*p]; linear unchanged
+        return F.linear(patches, weight, self.proj.bias)
+
+    def forward(self, text_embeds: Tensor, latents: Tensor) -> Tensor:
+        """-> joint tokens ``[B, L + N, D]`` (no positions added here)."""
+        return torch.cat([self.text_proj(text_embeds), self.embed_video(latents)], dim=1)
+
+
+# ===================================================================================== block
+class Modulation(NamedTuple):
+    """One adaLN modulation of a block half, each ``[B, D]`` (chunk order of the reference)."""
+
+    shift: Tensor
+    scale: Tensor
+    gate: Tensor
+    text_shift: Tensor
+    text_scale: Tensor
+    text_gate: Tensor
+
+
+class ExpertAdaLN(nn.Module):
+    """Shared LayerNorm + expert modulation (diffusers ``CogVideoXLayerNormZero``).
+
+    ``linear: Linear(time_embed_dim, 6D)`` gives ``(shift, scale, gate, text_shift, text_scale,
+    text_gate)`` from ``SiLU(temb)``; ``norm`` is one LayerNorm shared by both modalities.
+    :meth:`modulation` is separate from :meth:`forward` so a packed-sequence forward can gather
+    per-token modulation.
+    """
+
+    def __init__(self, cond_dim: int, dim: int, affine: bool, eps: float) -> None:
+        super().__init__()
+        self.linear = nn.Linear(cond_dim, 6 * dim)
+        self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=affine)
+
+    def modulation(self, temb: Tensor) -> Modulation:
+        """``temb [B, time_embed_dim]`` -> six ``[B, D]`` tensors."""
+        return Modulation(*self.linear(F.silu(temb)).chunk(6, dim=-1))
+
+    def forward(self, x: Tensor, mod: Modulation, text_len: int) -> Tensor:
+        """``LN(x) * (1 + scale) + shift`` with text params on ``x[:, :text_len]``."""
+        return expert_layernorm_modulate(
+            x, self.norm.weight, self.norm.bias, self.norm.eps, text_len,
+            mod.text_shift, mod.text_scale, mod.shift, mod.scale,
+        )
+
+
+class JointAttention(nn.Module):
+    """Full self-attention over ``[text ; video]`` with QK-LayerNorm and video-only RoPE.
+
+    Parameter names follow diffusers ``Attention`` (``to_q/k/v``, ``norm_q/k`` =
+    ``LayerNorm(head_dim, eps=1e-6)`` shared across heads, ``to_out.0`` Linear, ``to_out.1``
+    dropout). RoPE rotates q and k (not v) after the QK norm (spec sec. 3.3 (c)).
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, bias: bool, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.to_q = nn.Linear(dim, heads * head_dim, bias=bias)
+        self.to_k = nn.Linear(dim, heads * head_dim, bias=bias)
+        self.to_v = nn.Linear(dim, heads * head_dim, bias=bias)
+        self.norm_q = nn.LayerNorm(head_dim, eps=1e-6)
+        self.norm_k = nn.LayerNorm(head_dim, eps=1e-6)
+        self.to_out = nn.ModuleList([nn.Linear(heads * head_dim, dim), nn.Dropout(dropout)])
+
+    def forward(
+        self,
+        h: Tensor,
+        text_len: int,
+        rope: tuple[Tensor, Tensor] | None = None,
+        attn_mask: Tensor | None = None,
+        backend: AttentionBackend | str | None = None,
+    ) -> Tensor:
+        """``h [B, S, D]`` -> ``[B, S, D]``; ``rope = (cos, sin)`` each ``[S - text_len, d]``."""
+        q, k, v = (
+            rearrange(proj(h), "b s (n d) -> b n s d", n=self.heads)  # [B, H, S, d]
+            for proj in (self.to_q, self.to_k, self.to_v)
+        )
+        q, k = self.norm_q(q), self.norm_k(k)
+        if rope is not None:
+            q, k = rope_qk(q, k, rope[0], rope[1], offset=text_len)
+        out = attention(q, k, v, attn_mask=attn_mask, backend=backend)  # [B, H, S, d]
+        out = rearrange(out, "b n s d -> b s (n d)")
+        return self.to_out[1](self.to_out[0](out))
+
+
+class _GeluProjection(nn.Module):
+    """``gelu(proj(x))`` with diffusers' key name ``proj`` (``ff.net.0.proj``)."""
+
+    def __init__(self, dim_in: int, dim_out: int, approximate: str) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out)
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(self.proj(x), approximate=self.approximate)
+
+
+class FeedForward(nn.Module):
+    """``Linear(D, 4D) -> GELU(tanh) -> Dropout -> Linear(4D, D) -> Dropout`` (``ff.net.*``)."""
+
+    def __init__(self, dim: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        approximate = "tanh" if activation == "gelu-approximate" else "none"
+        self.net = nn.ModuleList(
+            [_GeluProjection(dim, 4 * dim, approximate), nn.Dropout(dropout),
+             nn.Linear(4 * dim, dim), nn.Dropout(dropout)]
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.net:
+            x = layer(x)
+        return x
+
+
+class ExpertBlock(nn.Module):
+    """One CogVideoX block on the joint sequence ``x [B, L + N, D]`` (spec sec. 3.4).
+
+    ``x = x + gate * attn(adaLN1(x))`` then ``x = x + gate * ff(adaLN2(x))``, text tokens using
+    the text expert's shift/scale/gate and video tokens the video expert's.
+    """
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        dim = config.inner_dim
+        affine, eps = config.norm_elementwise_affine, config.norm_eps
+        self.norm1 = ExpertAdaLN(config.time_embed_dim, dim, affine, eps)
+        self.attn1 = JointAttention(
+            dim, config.num_attention_heads, config.attention_head_dim, config.attention_bias,
+            config.dropout,
+        )
+        self.norm2 = ExpertAdaLN(config.time_embed_dim, dim, affine, eps)
+        self.ff = FeedForward(dim, config.activation_fn, config.dropout)
+
+    def modulations(self, temb: Tensor) -> tuple[Modulation, Modulation]:
+        """The attention-half and FFN-half modulations for ``temb [B, time_embed_dim]``."""
+        return self.norm1.modulation(temb), self.norm2.modulation(temb)
+
+    def forward(
+        self,
+        x: Tensor,
+        temb: Tensor,
+        text_len: int,
+        rope: tuple[Tensor, Tensor] | None = None,
+        attn_mask: Tensor | None = None,
+        attention_backend: AttentionBackend | str | None = None,
+    ) -> Tensor:
+        mod_attn, mod_ff = self.modulations(temb)
+        h = self.norm1(x, mod_attn, text_len)
+        y = self.attn1(h, text_len, rope, attn_mask, attention_backend)
+        x = gated_residual(x, y, text_len, mod_attn.text_gate, mod_attn.gate)
+        h = self.norm2(x, mod_ff, text_len)
+        return gated_residual(x, self.ff(h), text_len, mod_ff.text_gate, mod_ff.gate)
+
+
+class AdaptiveNormOut(nn.Module):
+    """Final adaptive LayerNorm (diffusers ``AdaLayerNorm(chunk_dim=1)``): shift first, then scale."""
+
+    def __init__(self, cond_dim: int, dim: int, affine: bool, eps: float) -> None:
+        super().__init__()
+        self.linear = nn.Linear(cond_dim, 2 * dim)
+        self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=affine)
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        shift, scale = self.linear(F.silu(temb)).chunk(2, dim=-1)  # [B, D] each
+        return self.norm(x) * (1 + scale[:, None]) + shift[:, None]
+
+
+# ===================================================================================== model
+class ExpertDiT(nn.Module):
+    """CogVideoX expert transformer: ``dit(latents, text_embeds, timestep, *, ofs=None)``.
+
+    Build with ``ExpertDiT(DiTConfig.cogvideox_5b())`` or :meth:`from_pretrained` (diffusers
+    folder layout). Parameters are randomly initialised like PyTorch defaults; the adaLN
+    modulation Linears start at zero (adaLN-Zero, as SAT ``reinit``).
+    """
+
+    def __init__(self, config: DiTConfig, *, position_cache_size: int = 8) -> None:
+        super().__init__()
+        if not isinstance(config, DiTConfig):
+            raise TypeError(f"config must be a DiTConfig, got {type(config).__name__}")
+        self.config = config
+        dim = config.inner_dim
+        self.patch_embed = PatchEmbed(config)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.time_embedding = TimestepEmbedding(
+            dim, config.time_embed_dim, config.timestep_activation_fn
+        )
+        self.ofs_embedding = (
+            TimestepEmbedding(config.ofs_embed_dim, config.ofs_embed_dim,
+                              config.timestep_activation_fn)
+            if config.ofs_embed_dim
+            else None
+        )
+        self.transformer_blocks = nn.ModuleList(ExpertBlock(config) for _ in range(config.num_layers))
+        self.norm_final = nn.LayerNorm(dim, config.norm_eps, config.norm_elementwise_affine)
+        self.norm_out = AdaptiveNormOut(
+            config.time_embed_dim, dim, config.norm_elementwise_affine, config.norm_eps
+        )
+        self.proj_out = nn.Linear(dim, config.patch_t * config.patch_size**2 * config.out_dim)
+        self.gradient_checkpointing = False
+        self._positions = PositionCache(position_cache_size)
+        self._zero_init_modulation()
+
+    def _zero_init_modulation(self) -> None:
+        for block in self.transformer_blocks:
+            for norm in (block.norm1, block.norm2):
+                if norm.linear.weight.device.type != "meta":
+                    nn.init.zeros_(norm.linear.weight)
+                    nn.init.zeros_(norm.linear.bias)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.patch_embed.text_proj.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.patch_embed.text_proj.weight.device
+
+    # --------------------------------------------------------------------- runtime switches
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block in backward instead of storing its activations (training)."""
+        self.gradient_checkpointing = bool(enabled)
+
+    @contextlib.contextmanager
+    def gradient_checkpointing_enabled(self, enabled: bool = True) -> Iterator[None]:
+        """Context manager form of :meth:`set_gradient_checkpointing` (restores on exit)."""
+        previous = self.gradient_checkpointing
+        self.gradient_checkpointing = bool(enabled)
+        try:
+            yield
+        finally:
+            self.gradient_checkpointing = previous
+
+    # --------------------------------------------------------------------- conditioning
+    def embed_time(self, timestep: Tensor, ofs: Tensor | None = None) -> Tensor:
+        """``timestep [B]`` (and ``ofs``) -> ``temb [B, time_embed_dim]`` in the model dtype."""
+        config = self.config
+        t_emb = timestep_sinusoid(
+            timestep, config.inner_dim, flip_sin_to_cos=config.flip_sin_to_cos,
+            freq_shift=config.freq_shift,
+        )
+        temb = self.time_embedding(t_emb.to(self.dtype))
+        if self.ofs_embedding is not None:
+            assert ofs is not None
+            ofs_emb = timestep_sinusoid(
+                ofs, config.ofs_embed_dim, flip_sin_to_cos=config.flip_sin_to_cos,
+                freq_shift=config.freq_shift,
+            )
+            temb = temb + self.ofs_embedding(ofs_emb.to(self.dtype))
+        return temb
+
+    def rope(
+        self, grid: tuple[int, int, int], rope_grid: RopeGrid | str, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """Cached RoPE cos/sin ``[N, head_dim]`` (float32) of a token grid ``(T, Hp, Wp)``."""
+        grid_type = parse_rope_grid(rope_grid)
+        key = ("rope", grid, grid_type, device)
+        return self._positions.get(  # type: ignore[return-value]
+            key, lambda: rope_tables(self.config, *grid, grid_type, device=device)
+        )
+
+    def sincos(self, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype) -> Tensor:
+        """Cached 2B sin-cos table ``[N, D]`` of a token grid, in ``dtype``."""
+        key = ("sincos", grid, device, dtype)
+        return self._positions.get(  # type: ignore[return-value]
+            key, lambda: sincos_table(self.config, *grid, device=device).to(dtype)
+        )
+
+    # --------------------------------------------------------------------- forward
+    def forward(
+        self,
+        latents: Tensor,
+        text_embeds: Tensor,
+        timestep: Tensor | int | float,
+        *,
+        ofs: Tensor | float | None = None,
+        rope_grid: RopeGrid | str | None = None,
+        pad_frames: bool = False,
+        attn_mask: Tensor | None = None,
+        attention_backend: AttentionBackend | str | None = None,
+    ) -> Tensor:
+        """Predict ``[B, F, C_out, H, W]`` from ``latents [B, F, C_in, H, W]``.
+
+        Args:
+            latents: transformer-layout latents (I2V: ``[noisy | image]`` on channels).
+            text_embeds: ``[B, L, text_embed_dim]``; L is taken from the input.
+            timestep: ``[B]`` (or a scalar / ``[1]``, broadcast over the batch).
+            ofs: the 1.5-I2V offset condition (the reference pipeline passes 2.0); required
+                exactly when the config has ``ofs_embed_dim``. Scalar, ``[1]`` or ``[B]``.
+            rope_grid: ``"linspace"`` (interpolating) or ``"slice"`` (extrapolating); default
+                from the config (``patch_size_t`` None -> linspace, else slice).
+            pad_frames: for ``patch_size_t > 1`` and F not divisible by it, prepend copies of
+                the first latent frame (as the reference I2V pipeline pads its image latents)
+                and drop the same number of leading output frames (as the reference pipelines
+                discard the padded latents). Without it such F is an error.
+            attn_mask: optional boolean (True = attend) or additive mask broadcastable to
+                ``[B, heads, S, S]``, ``S = L + N`` (packed sequences); None = full attention.
+            attention_backend: ``"sdpa"`` (default), ``"xformers"`` or ``"math"``; default from
+                :func:`cogvx.expert_dit.attention.use_attention_backend`.
+        """
+        config = self.config
+        latents, pad = self._check_latents(latents, pad_frames)
+        batch, frames, _, height, width = latents.shape
+        text_embeds = self._check_text(text_embeds, batch)
+        timestep = self._check_batch_vector("timestep", timestep, batch)
+        ofs = self._check_ofs(ofs, batch)
+        grid = token_grid(config, frames, height, width)
+        self._check_learned_size(frames, height, width, text_embeds.shape[1])
+        backend = (
+            current_attention_backend()
+            if attention_backend is None
+            else _parse_attention_backend(attention_backend)
+        )
+        rope = None
+        if config.use_rotary_positional_embeddings:
+            rope = self.rope(grid, config.default_rope_grid if rope_grid is None else rope_grid,
+                             latents.device)
+        elif rope_grid is not None:
+            raise ValueError(
+                f"rope_grid={rope_grid!r} was given but this model has no RoPE "
+                "(use_rotary_positional_embeddings=False)"
+            )
+
+        temb = self.embed_time(timestep, ofs)  # [B, time_embed_dim]
+        x = self.patch_embed(text_embeds, latents)  # [B, L + N, D]
+        text_len = text_embeds.shape[1]
+        x = self._add_absolute_positions(x, text_len, grid)
+        x = self.embedding_dropout(x)
+
+        for block in self.transformer_blocks:
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, temb, text_len, rope, attn_mask, backend,
+                               use_reentrant=False)
+            else:
+                x = block(x, temb, text_len, rope, attn_mask, backend)
+
+        video = self.norm_final(x[:, text_len:])  # [B, N, D]
+        video = self.norm_out(video, temb)
+        video = self.proj_out(video)  # [B, N, C_out * pt * p * p]
+        out = rearrange(
+            video, "b (t h w) (c o p q) -> b (t o) c (h p) (w q)",
+            t=grid[0], h=grid[1], w=grid[2], o=config.patch_t, p=config.patch_size,
+            q=config.patch_size,
+        )  # [B, F, C_out, H, W]
+        return out[:, pad:] if pad else out
+
+    def _add_absolute_positions(self, x: Tensor, text_len: int, grid: tuple[int, int, int]) -> Tensor:
+        config = self.config
+        if config.use_learned_positional_embeddings:
+            return x + self.patch_embed.pos_embedding.to(x.dtype)
+        if config.uses_sincos_positions:
+            table = self.sincos(grid, x.device, x.dtype)  # [N, D]; text rows get nothing
+            return torch.cat([x[:, :text_len], x[:, text_len:] + table], dim=1)
+        return x
+
+    # --------------------------------------------------------------------- input checks
+    def _check_latents(self, latents: Tensor, pad_frames: bool) -> tuple[Tensor, int]:
+        config = self.config
+        if not isinstance(latents, Tensor) or latents.ndim != 5:
+            shape = tuple(latents.shape) if isinstance(latents, Tensor) else type(latents).__name__
+            raise ValueError(f"latents must be a [B, F, C, H, W] tensor, got {shape}")
+        batch, frames, channels, height, width = latents.shape
+        if min(batch, frames, height, width) == 0:
+            raise ValueError(f"latents must be non-empty, got shape {tuple(latents.shape)}")
+        if channels != config.in_channels:
+            raise ValueError(
+                f"latents have {channels} channels (dim 2 of [B, F, C, H, W]) but the model takes "
+                f"in_channels={config.in_channels}"
+                + (" ([noisy | image] latents concatenated)" if config.in_channels == 32 else "")
+            )
+        p = config.patch_size
+        for name, size in (("height", height), ("width", width)):
+            if size % p:
+                raise ValueError(
+                    f"latent {name}={size} is not divisible by patch_size={p}; valid sizes are "
+                    f"multiples of {p} (pixel sizes multiples of {8 * p} with the 8x VAE)"
+                )
+        pad = 0
+        pt = config.patch_t
+        if frames % pt:
+            if not pad_frames:
+                raise ValueError(
+                    f"latent frames F={frames} is not divisible by patch_size_t={pt}; pass "
+                    f"pad_frames=True to prepend {pt - frames % pt} copies of the first frame "
+                    "(the reference pipelines' padding; the padded outputs are dropped)"
+                )
+            pad = pt - frames % pt
+            latents = torch.cat([latents[:, :1].expand(-1, pad, -1, -1, -1), latents], dim=1)
+        return latents.to(self.dtype), pad
+
+    def _check_text(self, text_embeds: Tensor, batch: int) -> Tensor:
+        config = self.config
+        if not isinstance(text_embeds, Tensor) or text_embeds.ndim != 3:
+            shape = (
+                tuple(text_embeds.shape) if isinstance(text_embeds, Tensor)
+                else type(text_embeds).__name__
+            )
+            raise ValueError(f"text_embeds must be a [B, L, D_text] tensor, got {shape}")
+        if text_embeds.shape[0] != batch:
+            raise ValueError(
+                f"text_embeds batch {text_embeds.shape[0]} does not match the latents batch {batch}"
+            )
+        if text_embeds.shape[2] != config.text_embed_dim:
+            raise ValueError(
+                f"text_embeds width {text_embeds.shape[2]} does not match the model's "
+                f"text_embed_dim={config.text_embed_dim}"
+            )
+        return text_embeds.to(self.dtype)
+
+    def _check_batch_vector(self, name: str, value: Tensor | float, batch: int) -> Tensor:
+        """Scalar, ``[1]`` or ``[B]`` -> ``[B]`` tensor on the model device."""
+        if isinstance(value, bool) or not isinstance(value, (Tensor, int, float)):
+            raise TypeError(f"{name} must be a tensor or a number, got {type(value).__name__}")
+        value = torch.as_tensor(value, device=self.device)
+        if value.ndim == 0 or tuple(value.shape) == (1,):
+            return value.reshape(1).expand(batch)
+        if tuple(value.shape) != (batch,):
+            raise ValueError(
+                f"{name} must be a scalar, [1] or [B]=[{batch}], got shape {tuple(value.shape)}"
+            )
+        return value
+
+    def _check_ofs(self, ofs: Tensor | float | None, batch: int) -> Tensor | None:
+        if self.ofs_embedding is None:
+            if ofs is not None:
+                raise ValueError(
+                    "ofs was given but this model has no ofs embedding (ofs_embed_dim=None); "
+                    "only CogVideoX1.5 I2V takes it"
+                )
+            return None
+        if ofs is None:
+            raise ValueError(
+                f"this model has ofs_embed_dim={self.config.ofs_embed_dim} and needs ofs "
+                "(the reference I2V pipeline passes 2.0)"
+            )
+        return self._check_batch_vector("ofs", ofs, batch)
+
+    def _check_learned_size(self, frames: int, height: int, width: int, text_len: int) -> None:
+        """The learned table covers exactly the native size (spec sec. 3.3 (b), gotcha 8)."""
+        config = self.config
+        if not config.use_learned_positional_embeddings:
+            return
+        native = (config.sample_latent_frames, config.sample_height, config.sample_width)
+        if (frames, height, width) != native:
+            raise ValueError(
+                f"this model has a learned position table for latents of (F, H, W)={native} "
+                f"only (sample_frames={config.sample_frames}, sample_height/width); got "
+                f"(F, H, W)={(frames, height, width)}"
+            )
+        if text_len != config.max_text_seq_length:
+            raise ValueError(
+                f"this model's learned position table covers exactly max_text_seq_length="
+                f"{config.max_text_seq_length} text tokens; got text length {text_len}"
+            )
+
+    # --------------------------------------------------------------------- weights
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        torch_dtype: torch.dtype | None = None,
+        device: torch.device | str = "cpu",
+        variant: str | None = None,
+    ) -> ExpertDiT:
+        """Load a diffusers-layout folder: ``config.json`` + ``diffusion_pytorch_model*.safetensors``.
+
+        ``path`` may also be a pipeline folder with a ``transformer/`` subfolder. Weights keep
+        their stored dtype unless ``torch_dtype`` is given. Missing, unexpected or mis-shaped keys
+        raise a ``ValueError`` naming them.
+        """
+        from .checkpoint import load_folder_state_dict, resolve_model_folder
+
+        folder = resolve_model_folder(Path(path), "transformer")
+        config = DiTConfig.from_json_file(folder / "config.json")
+        with torch.device("meta"):
+            model = cls(config)
+        state = load_folder_state_dict(folder, variant=variant, device=device)
+        model.load_checked_state_dict(state, dtype=torch_dtype, source=str(folder))
+        return model
+
+    def load_checked_state_dict(
+        self, state: dict[str, Tensor], *, dtype: torch.dtype | None = None, source: str = "state"
+    ) -> None:
+        """Strict load with clear errors; tensors are assigned (works on a meta-device model)."""
+        expected = self.state_dict(keep_vars=True)
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+            for k in sorted(set(state) & set(expected))
+            if tuple(state[k].shape) != tuple(expected[k].shape)
+        ]
+        problems = []
+        if missing:
+            problems.append(f"missing keys ({len(missing)}): {_preview(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
+        if wrong:
+            problems.append(f"mis-shaped keys ({len(wrong)}): {_preview(wrong)}")
+        if problems:
+            raise ValueError(
+                f"weights in {source} do not fit this {type(self).__name__} config: "
+                + "; ".join(problems)
+            )
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        self.load_state_dict(state, strict=True, assign=True)
+        self._positions.clear()
+
+    def save_pretrained(
+        self, path: str | os.PathLike[str], *, max_shard_size: int | str = "10GB"
+    ) -> None:
+        """Write ``config.json`` + safetensors weights (sharded with an index above the limit)."""
+        from .checkpoint import save_folder
+
+        save_folder(Path(path), self.config.to_json_string(), self.state_dict(),
+                    max_shard_size=max_shard_size)
+
+
+def _preview(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
