@@ -129,6 +129,7 @@ def test_triton_on_cpu_with_interpreter_takes_the_triton_path(monkeypatch):
     assert calls == ["expert_layernorm_modulate", "rope_qk", "gated_residual"]
 
 
+@pytest.mark.integration  # spawns a Python process
 def test_package_imports_without_triton_and_falls_back():
     """One fresh interpreter: importing the package does not import triton; then, with
     ``import triton`` made to fail, the ``triton`` backend warns and runs the reference."""
