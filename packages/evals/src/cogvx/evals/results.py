@@ -93,6 +93,7 @@ class VideoScore:
     def from_dict(cls, d: Mapping[str, Any]) -> VideoScore:
         kw = dict(d)
         kw["status"] = Status(kw.get("status", "ok"))
+        kw["score"] = _float_or_none(kw.get("score"))
         return cls(**kw)
 
 
@@ -156,7 +157,7 @@ class DimensionResult:
     def from_dict(cls, d: Mapping[str, Any]) -> DimensionResult:
         return cls(
             dimension=d["dimension"],
-            score=d.get("score"),
+            score=_float_or_none(d.get("score")),
             status=Status(d["status"]),
             per_video=[VideoScore.from_dict(v) for v in d.get("per_video", [])],
             metadata=dict(d.get("metadata", {})),
@@ -199,6 +200,11 @@ class EvalRun:
             config=dict(d.get("config", {})),
             format_version=int(d.get("format_version", 1)),
         )
+
+
+def _float_or_none(x: Any) -> float | None:
+    """Read back a score written by :func:`_json_safe` (``"inf"`` strings become floats)."""
+    return None if x is None else float(x)
 
 
 def _json_safe(x: Any) -> Any:
