@@ -25,6 +25,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from cogvx.expert_dit.kernels.rowchunks import (
     BACKWARD_PROGRAMS_PER_SM,
@@ -264,6 +265,7 @@ class _ExpertAdaLN(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # the backward is a Triton kernel: no double backward
     def backward(ctx, dy):  # type: ignore[override]
         x, weight, bias, t_scale, v_scale, mean, rstd = ctx.saved_tensors
         w_dt, b_dt, tsh_dt, tsc_dt, vsh_dt, vsc_dt = ctx.param_dtypes

@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from cogvx.expert_dit.kernels.rowchunks import (
     BACKWARD_PROGRAMS_PER_SM,
@@ -137,6 +138,7 @@ class _GatedResidual(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # the backward is a Triton kernel: no double backward
     def backward(ctx, dout):  # type: ignore[override]
         y, t_gate, v_gate = ctx.saved_tensors
         dout = dout.contiguous()

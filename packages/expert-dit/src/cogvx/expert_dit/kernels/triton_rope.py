@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from cogvx.expert_dit.kernels.rowchunks import device_guard
 
@@ -151,6 +152,7 @@ class _RopeQK(torch.autograd.Function):
         return _launch(q, k, cos, sin, offset, backward=False)
 
     @staticmethod
+    @once_differentiable  # the backward is a Triton kernel: no double backward
     def backward(ctx, dq_out, dk_out):  # type: ignore[override]
         cos, sin = ctx.saved_tensors
         dq, dk = _launch(dq_out, dk_out, cos, sin, ctx.offset, backward=True)
