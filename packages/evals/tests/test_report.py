@@ -9,13 +9,25 @@ from cogvx.evals.results import Aggregation, DimensionResult, EvalRun, Status, V
 
 def result(dim, scores, backend="b", approximate=False):
     per = [VideoScore(f"v{i}", s) for i, s in enumerate(scores)]
-    return DimensionResult(dim, aggregate(per, Aggregation.VIDEO_MEAN), Status.OK, per,
-                           {"backend": backend, "approximate": approximate})
+    return DimensionResult(
+        dim,
+        aggregate(per, Aggregation.VIDEO_MEAN),
+        Status.OK,
+        per,
+        {"backend": backend, "approximate": approximate},
+    )
 
 
 def test_json_roundtrip_with_inf_and_errors():
-    per = [VideoScore("a", float("inf")), VideoScore.error("b", "bad"), VideoScore.weighted("c", 3.0, 4.0)]
-    run = make_run({"psnr": DimensionResult("psnr", float("inf"), Status.OK, per, {"display_scale": 1.0})}, ["a", "b", "c"])
+    per = [
+        VideoScore("a", float("inf")),
+        VideoScore.error("b", "bad"),
+        VideoScore.weighted("c", 3.0, 4.0),
+    ]
+    run = make_run(
+        {"psnr": DimensionResult("psnr", float("inf"), Status.OK, per, {"display_scale": 1.0})},
+        ["a", "b", "c"],
+    )
     text = json.dumps(run.to_dict(), allow_nan=False)
     back = EvalRun.from_dict(json.loads(text))
     assert back.dimensions["psnr"].score == float("inf")
@@ -25,10 +37,22 @@ def test_json_roundtrip_with_inf_and_errors():
 
 
 def test_markdown_and_compare():
-    a = make_run({"temporal_flickering": result("temporal_flickering", [0.9, 1.0]),
-                  "dynamic_degree": result("dynamic_degree", [1.0, 0.0], backend="dis-medium", approximate=True)}, ["v0", "v1"])
-    b = make_run({"temporal_flickering": result("temporal_flickering", [1.0, 1.0]),
-                  "dynamic_degree": result("dynamic_degree", [1.0, 1.0], backend="raft")}, ["v0", "v1"])
+    a = make_run(
+        {
+            "temporal_flickering": result("temporal_flickering", [0.9, 1.0]),
+            "dynamic_degree": result(
+                "dynamic_degree", [1.0, 0.0], backend="dis-medium", approximate=True
+            ),
+        },
+        ["v0", "v1"],
+    )
+    b = make_run(
+        {
+            "temporal_flickering": result("temporal_flickering", [1.0, 1.0]),
+            "dynamic_degree": result("dynamic_degree", [1.0, 1.0], backend="raft"),
+        },
+        ["v0", "v1"],
+    )
     md = run_markdown(a)
     assert "| temporal_flickering | 95.00 | 2 / 0 / 0 |" in md
     assert "approximate backends" in md and "dynamic_degree" in md
@@ -38,7 +62,9 @@ def test_markdown_and_compare():
 
 
 def test_rank_and_contact_sheet():
-    run = make_run({"temporal_flickering": result("temporal_flickering", [0.7, 1.0, 0.9])}, ["v0", "v1", "v2"])
+    run = make_run(
+        {"temporal_flickering": result("temporal_flickering", [0.7, 1.0, 0.9])}, ["v0", "v1", "v2"]
+    )
     ranked = rank_videos(run)
     assert [n for n, _ in ranked] == ["v0", "v2", "v1"]
     calls = []
