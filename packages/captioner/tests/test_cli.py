@@ -1,0 +1,243 @@
+import json
+
+import pytest
+
+from cogvx.captioner.cli import main
+from cogvx.videoio import read_manifest
+
+
+def _cogvx(argv):
+    from cogvx.cli.main import main as cogvx_main
+
+    return cogvx_main(argv)
+
+
+def test_run_and_resume(clip_folder, tmp_path, captioner_dir, chat_lm_dir, capsys):
+    out = tmp_path / "data" / "manifest.jsonl"
+    argv = [
+        "run",
+        str(clip_folder),
+        "--output",
+        str(out),
+        "--captioner",
+        str(captioner_dir),
+        "--summarizer",
+        str(chat_lm_dir),
+        "--no-progress",
+        "--workers",
+        "1",
+        "--batch",
+        "3",
+        "--device",
+        "cpu",
+        "--min-motion",
+        "1.0",
+    ]
+    assert main(argv) == 0
+    assert "4 kept, 2 filtered, 2 errors" in capsys.readouterr().out
+    first = read_manifest(out)
+    assert len(first) == 4
+    assert main(argv) == 0  # resumes: nothing to redo
+    assert "8 already done" in capsys.readouterr().out
+    assert read_manifest(out) == first
+    report = json.loads((tmp_path / "data" / "manifest.report.json").read_text())
+    assert report["accepted"] == 4 and report["filter_config"]["min_motion"] == 1.0
+
+
+def test_dispatcher_filter_only_and_errors(clip_folder, tmp_path, capsys):
+    out = tmp_path / "m.jsonl"
+    assert (
+        _cogvx(
+            [
+                "caption",
+                "run",
+                str(clip_folder),
+                "--output",
+                str(out),
+                "--filter-only",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    records = read_manifest(out)
+    assert len(records) == 4 and all(r.caption == "" for r in records)
+    capsys.readouterr()
+    assert (
+        _cogvx(
+            [
+                "caption",
+                "run",
+                str(clip_folder),
+                "--output",
+                str(out),
+                "--captioner",
+                str(tmp_path / "nope"),
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("cogvx caption: error: --captioner") and "no config.json" in err
+    assert _cogvx(["caption", "run", str(clip_folder), "--output", str(out)]) == 1
+    assert "--filter-only" in capsys.readouterr().err
+
+
+def test_filter_config_file_and_overrides(clip_folder, tmp_path):
+    cfg = tmp_path / "f.json"
+    cfg.write_text(json.dumps({"min_motion": None, "max_text": None}))
+    out = tmp_path / "m.jsonl"
+    assert (
+        main(
+            [
+                "run",
+                str(clip_folder),
+                "--output",
+                str(out),
+                "--filter-only",
+                "--no-progress",
+                "--filter-config",
+                str(cfg),
+                "--flow",
+                "none",
+            ]
+        )
+        == 0
+    )
+    assert len(read_manifest(out)) == 6  # nothing filtered, only the two broken files rejected
+    cfg.write_text(json.dumps({"min_motoin": 1}))
+    with pytest.raises(ValueError, match="unknown filter config key"):
+        main(
+            [
+                "run",
+                str(clip_folder),
+                "--output",
+                str(tmp_path / "n.jsonl"),
+                "--filter-only",
+                "--filter-config",
+                str(cfg),
+            ]
+        )
+
+
+def test_sharded_cli_and_merge(clip_folder, tmp_path, capsys):
+    out = tmp_path / "m.jsonl"
+    for rank in ("0", "1"):
+        assert (
+            main(
+                [
+                    "run",
+                    str(clip_folder),
+                    "--output",
+                    str(out),
+                    "--filter-only",
+                    "--no-progress",
+                    "--rank",
+                    rank,
+                    "--world-size",
+                    "2",
+                ]
+            )
+            == 0
+        )
+    assert not out.exists()
+    assert main(["merge", str(out)]) == 0
+    assert "4 kept, 2 filtered, 2 errors" in capsys.readouterr().out
+    assert len(read_manifest(out)) == 4
+
+
+def test_upsample_cli(chat_lm_dir, capsys):
+    assert (
+        main(
+            [
+                "upsample",
+                "a dog runs on the beach",
+                "--model",
+                str(chat_lm_dir),
+                "--max-new-tokens",
+                "30",
+                "--min-words",
+                "5",
+                "--max-words",
+                "40",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out.strip()
+    assert text and text != "a dog runs on the beach" and len(text.split()) <= 40
+
+
+def test_upsample_cli_unreachable_endpoint_falls_back(capsys):
+    assert (
+        _cogvx(
+            [
+                "caption",
+                "upsample",
+                "a dog",
+                "--endpoint",
+                "http://127.0.0.1:9/v1",
+                "--retries",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["prompt"] == "a dog" and result["fallback"] is True and result["error"]
+
+
+def test_train_filter_then_use_it(tmp_path, synth, capsys):
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    rows = []
+    for i in range(3):
+        synth.write(folder / f"m{i}.mp4", synth.moving(16, speed=3 + i, seed=i))
+        rows.append({"path": f"m{i}.mp4", "labels": {"text_dominated": 0}})
+        synth.write(folder / f"t{i}.mp4", synth.text(16))
+        rows.append({"path": f"t{i}.mp4", "labels": {"text_dominated": 1}})
+    (folder / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    head = tmp_path / "head"
+    assert (
+        main(
+            [
+                "train-filter",
+                str(folder / "labels.jsonl"),
+                "--output",
+                str(head),
+                "--epochs",
+                "100",
+                "--frames",
+                "4",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "m.jsonl"
+    assert (
+        main(
+            [
+                "run",
+                str(folder),
+                "--output",
+                str(out),
+                "--filter-only",
+                "--no-progress",
+                "--classifier-head",
+                str(head),
+                "--max-text",
+                "-1",
+                "--min-motion",
+                "-1",
+            ]
+        )
+        == 0
+    )
+    kept = {r.path for r in read_manifest(out)}
+    assert kept == {f"lab/m{i}.mp4" for i in range(3)}
+    rejects = [json.loads(x) for x in (tmp_path / "m.rejects.jsonl").read_text().splitlines()]
+    assert {r["path"] for r in rejects} == {f"lab/t{i}.mp4" for i in range(3)}
+    assert all(r["failed"] == ["negative:text_dominated"] for r in rejects)
