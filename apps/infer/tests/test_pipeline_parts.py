@@ -47,7 +47,7 @@ def test_v10_rules_errors_and_snapping():
     with pytest.raises(ValueError, match=r"num_frames=13 .*nearest valid value is 17"):
         rules.check(13, 480, 720)
     assert rules.check(13, 480, 720, strict_frames=False).latent_frames == 4
-    with pytest.raises(ValueError, match="height=484 is not a multiple of 16.*nearest valid value is 480"):
+    with pytest.raises(ValueError, match=r"height=484 is not a multiple of 16.*nearest valid value is 480"):
         rules.check(49, 484, 720)
     snapped = rules.check(50, 484, 725, snap=True)
     assert (snapped.num_frames, snapped.height, snapped.width) == (49, 480, 720)
@@ -72,7 +72,7 @@ def test_v15_rules_pad_and_default_size_is_not_the_2400_pixel_trap():
 def test_learned_position_models_run_only_at_their_size():
     rules = ShapeRules.for_model(dit(use_learned_positional_embeddings=True))
     rules.check(49, 480, 720)
-    with pytest.raises(ValueError, match="learned position table.*num_frames=49, height=480, width=720"):
+    with pytest.raises(ValueError, match=r"learned position table.*num_frames=49, height=480, width=720"):
         rules.check(49, 480, 736)
 
 
@@ -97,7 +97,7 @@ def test_non_finite_latents_stop_with_a_clear_message(make_folder):
     pipe16 = TextToVideoPipeline.from_pretrained(make_folder(SPEC), dtype="fp16")
     with torch.no_grad():
         pipe16.transformer.peek().proj_out.bias.fill_(float("nan"))
-    with pytest.raises(NonFiniteError, match="fp16 overflows.*bf16"):
+    with pytest.raises(NonFiniteError, match=r"fp16 overflows.*bf16"):
         pipe16("a cat", height=16, width=32, num_frames=9, num_inference_steps=2, progress=False)
 
 
@@ -153,10 +153,10 @@ def test_model_folder_errors(make_folder, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
     shutil.rmtree(broken / "vae")
-    with pytest.raises(FileNotFoundError, match="missing component folder.*vae"):
+    with pytest.raises(FileNotFoundError, match=r"missing component folder.*vae"):
         ModelFolder.open(broken)
     (broken / "model_index.json").unlink()
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
+    with pytest.raises(FileNotFoundError, match=r"model_index.json"):
         TextToVideoPipeline.from_pretrained(broken)
     other = tmp_path / "other"
     shutil.copytree(folder, other)
