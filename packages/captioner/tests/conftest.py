@@ -175,6 +175,38 @@ def base_lm_dir(tmp_path_factory) -> Path:
     return _save_llama(tmp_path_factory.mktemp("base_lm"), chat_template=None, seed=2)
 
 
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory):
+    """A tiny transformers CLIPModel folder (what evals' CLIPBackend loads)."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    out = tmp_path_factory.mktemp("clip")
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config={
+            "vocab_size": 40,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=8,
+    )
+    CLIPModel(cfg).save_pretrained(out)
+    make_tokenizer().save_pretrained(out)
+    return out
+
+
 # ---- synthetic clips ------------------------------------------------------------------------
 
 

@@ -241,3 +241,46 @@ def test_train_filter_then_use_it(tmp_path, synth, capsys):
     rejects = [json.loads(x) for x in (tmp_path / "m.rejects.jsonl").read_text().splitlines()]
     assert {r["path"] for r in rejects} == {f"lab/t{i}.mp4" for i in range(3)}
     assert all(r["failed"] == ["negative:text_dominated"] for r in rejects)
+
+
+def test_aesthetic_filter_cli(clip_folder, clip_dir, tmp_path):
+    import torch
+
+    lin = torch.nn.Linear(8, 1)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.fill_(3.0)  # every frame scores 3.0
+    torch.save(lin.state_dict(), tmp_path / "head.pth")
+    out = tmp_path / "m.jsonl"
+    base = [
+        "run",
+        str(clip_folder),
+        "--output",
+        str(out),
+        "--filter-only",
+        "--no-progress",
+        "--min-motion",
+        "-1",
+        "--max-text",
+        "-1",
+        "--aesthetic-clip",
+        str(clip_dir),
+        "--aesthetic-head",
+        str(tmp_path / "head.pth"),
+    ]
+    assert main([*base, "--min-aesthetic", "4.5"]) == 0
+    report = json.loads((tmp_path / "m.report.json").read_text())
+    assert report["accepted"] == 0 and report["removed_by_filter"] == {"aesthetic": 6}
+    assert any(s.startswith("aesthetic[laion-aesthetic-linear") for s in report["scorers"])
+    with pytest.raises(ValueError, match="go together"):
+        main(
+            [
+                "run",
+                str(clip_folder),
+                "--output",
+                str(out),
+                "--filter-only",
+                "--aesthetic-clip",
+                str(clip_dir),
+            ]
+        )

@@ -237,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _filter_config(args)
     aesthetic = (
-        ClipAestheticScorer(args.aesthetic_clip, args.aesthetic_head, device=device)
+        ClipAestheticScorer.from_local(args.aesthetic_clip, args.aesthetic_head, device=device)
         if args.aesthetic_clip
         else None
     )
