@@ -13,6 +13,11 @@ CPU mode (``--cpu-check``): the kernels under the Triton interpreter (``TRITON_I
 small awkward shapes, fp32: max|kernel - reference| / max|reference| for outputs and gradients.
 This is a correctness number, not a speed number.
 
+Compile mode (``--compile-check``; no GPU needed): compiles every kernel variant the launchers
+use at 2B/5B widths ahead of time for sm_80 and sm_90 (``triton.compile`` with a ``GPUTarget``,
+bf16 pointers, the 16-divisibility hints the JIT would derive from real tensors) and reports, from
+the bundled ``ptxas -v``, registers, spills and shared memory, plus the widest global load.
+
     uv run --package cogvx-expert-dit python benchmarks/expert_dit_kernels_bench.py \
         --output benchmarks/results/expert-dit-kernels.md
     uv run --package cogvx-expert-dit python benchmarks/expert_dit_kernels_bench.py --cpu-check
@@ -31,6 +36,8 @@ from dataclasses import dataclass
 
 if "--cpu-check" in sys.argv:
     os.environ["TRITON_INTERPRET"] = "1"  # must precede the first `import triton`
+if "--compile-check" in sys.argv:
+    os.environ.pop("TRITON_INTERPRET", None)  # compiled (not interpreted) kernels
 
 import torch
 
@@ -299,6 +306,106 @@ def run_cpu_check() -> str:
     return "\n".join(rows)
 
 
+# Pointer arguments that are fp32 buffers (the rest take the model dtype, bf16 here).
+_FP32_POINTERS = {"mean_ptr", "rstd_ptr", "p_ptr", "partial_ptr", "cos_ptr", "sin_ptr"}
+
+
+def _compile(fn, constexprs: dict, num_warps: int, capability: int, fp32_pointers=_FP32_POINTERS):
+    """Ahead-of-time compile of one kernel variant for ``sm_<capability>`` (no GPU needed)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    signature, attrs = {}, {}
+    for index, name in enumerate(fn.arg_names):
+        if name in constexprs:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = "*fp32" if name in fp32_pointers else "*bf16"
+        else:
+            signature[name] = "fp32" if name == "eps" else "i32"
+        # What the JIT derives from real tensors: 16-byte aligned data and row strides that are
+        # multiples of 16 elements (D = 1920/3072, head dim 64).
+        aligned = name.endswith("_ptr") or name.startswith("stride") or name in ("dim", "head_dim")
+        if aligned and name not in constexprs:
+            attrs[(index,)] = [["tt.divisibility", 16]]
+    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
+    return triton.compile(
+        source, target=GPUTarget("cuda", capability, 32), options={"num_warps": num_warps}
+    )
+
+
+def compile_variants():
+    """(label, kernel, constexprs, num_warps, fp32 pointer names) as the launchers use them."""
+    from cogvx.expert_dit.kernels import triton_adaln, triton_gate, triton_rope
+
+    variants = []
+    for dim, warps in ((2048, 8), (4096, 16)):  # D = 1920 (2B), 3072 (5B)
+        variants += [
+            (f"adaLN fwd BLOCK_D={dim}", triton_adaln._adaln_fwd_kernel,
+             dict(HAS_WEIGHT=True, HAS_BIAS=True, ROWS=4, BLOCK_D=dim), warps, _FP32_POINTERS),
+            (f"adaLN bwd BLOCK_D={dim}", triton_adaln._adaln_bwd_kernel,
+             dict(HAS_WEIGHT=True, COMPUTE_DX=True, ROWS=32, BLOCK_D=dim), warps,
+             _FP32_POINTERS | {"q_ptr"}),
+            (f"gate fwd BLOCK_D={dim}", triton_gate._gate_kernel,
+             dict(BACKWARD=False, ROWS=4, BLOCK_D=dim), warps, _FP32_POINTERS - {"partial_ptr"}),
+            (f"gate bwd BLOCK_D={dim}", triton_gate._gate_kernel,
+             dict(BACKWARD=True, ROWS=32, BLOCK_D=dim), warps, _FP32_POINTERS),
+        ]  # fmt: skip
+    # An int argument equal to 1 is specialised to a constant by the JIT: text_len = 1.
+    variants.append(
+        ("adaLN fwd text_len=1", triton_adaln._adaln_fwd_kernel,
+         dict(HAS_WEIGHT=False, HAS_BIAS=False, ROWS=4, BLOCK_D=2048, text_len=1, n_text_chunks=1),
+         8, _FP32_POINTERS)
+    )  # fmt: skip
+    for backward in (False, True):
+        variants.append(
+            (f"RoPE {'bwd' if backward else 'fwd'} d=64", triton_rope._rope_kernel,
+             dict(BACKWARD=backward, BLOCK_S=32, BLOCK_D=64), 4, _FP32_POINTERS)
+        )  # fmt: skip
+    return variants
+
+
+def run_compile_check() -> str:
+    import collections
+    import re
+    import subprocess
+
+    import triton
+
+    ptxas = os.path.join(
+        os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas-blackwell"
+    )
+    rows = [
+        f"Triton {triton.__version__}, ahead-of-time compile, bf16 pointers. "
+        "Registers/spills from `ptxas -v` (sm_90a); sm_80 compiled too.",
+        "",
+        "| kernel | warps | sm_80 | sm_90: registers | spill bytes | shared B | global ld/st |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, fn, constexprs, warps, fp32_pointers in compile_variants():
+        _compile(fn, constexprs, warps, 80, fp32_pointers)
+        kernel = _compile(fn, constexprs, warps, 90, fp32_pointers)
+        ptx = kernel.asm["ptx"]
+        with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+            f.write(ptx)
+        report = subprocess.run(
+            [ptxas, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
+            capture_output=True, text=True, check=True,
+        ).stderr  # fmt: skip
+        os.unlink(f.name)
+        regs = re.search(r"Used (\d+) registers", report)
+        spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
+        memops = collections.Counter(re.findall(r"(?:ld|st)\.global(?:\.v\d)?\.b\d+", ptx))
+        rows.append(
+            f"| {label} | {warps} | ok | {regs.group(1) if regs else '?'} | "
+            f"{int(spills.group(1)) + int(spills.group(2)) if spills else '?'} | "
+            f"{kernel.metadata.shared} | {', '.join(f'{k} x{v}' for k, v in sorted(memops.items()))} |"
+        )
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
 def _write_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".md")
@@ -318,10 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cpu-check", action="store_true", help="interpreter correctness only")
+    parser.add_argument(
+        "--compile-check", action="store_true", help="AOT-compile for sm_80/sm_90, no GPU needed"
+    )
     parser.add_argument("--output", help="write the Markdown table here (atomically)")
     args = parser.parse_args(argv)
     if args.cpu_check:
         text = run_cpu_check()
+    elif args.compile_check:
+        text = run_compile_check()
     elif not torch.cuda.is_available():
         print(
             "expert_dit_kernels_bench: CUDA is not available; the GPU benchmark did not run "

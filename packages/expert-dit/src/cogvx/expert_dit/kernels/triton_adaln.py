@@ -71,9 +71,7 @@ def _adaln_fwd_kernel(
     chunk = tl.program_id(1)
     cols = tl.arange(0, BLOCK_D)
     col_ok = cols < dim
-    # The chunk index decides the modality: text chunks first, then video chunks. (Scalars are
-    # chosen with tl.where, not in the branch: an int argument equal to 1 is specialised to a
-    # constant and could not merge with an int32 from the other branch.)
+    # The chunk index decides the modality: text chunks first, then video chunks.
     is_text = chunk < n_text_chunks
     start = tl.where(is_text, chunk * ROWS, text_len + (chunk - n_text_chunks) * ROWS)
     end = tl.where(is_text, text_len, seq_len)
