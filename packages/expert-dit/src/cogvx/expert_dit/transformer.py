@@ -15,7 +15,8 @@ names, so a diffusers ``state_dict`` loads with a plain ``load_state_dict``:
    unpatchify (step 4-5).
 
 Runtime switches are call arguments or context managers (attention backend, kernels via
-:func:`cogvx.expert_dit.kernels.use_kernels`, activation checkpointing, the RoPE grid).
+:func:`cogvx.expert_dit.kernels.use_kernels`, activation checkpointing, the RoPE grid, bf16 CPU
+matmuls via :func:`cogvx.expert_dit.precision.use_half_matmul`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .positions import (
     sincos_table,
     token_grid,
 )
+from .precision import Linear, linear
 
 __all__ = [
     "ExpertAdaLN",
@@ -91,8 +93,8 @@ class TimestepEmbedding(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, act: str = "silu") -> None:
         super().__init__()
-        self.linear_1 = nn.Linear(in_dim, out_dim)
-        self.linear_2 = nn.Linear(out_dim, out_dim)
+        self.linear_1 = Linear(in_dim, out_dim)
+        self.linear_2 = Linear(out_dim, out_dim)
         self.act = _ACTIVATIONS[act]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -120,8 +122,8 @@ class PatchEmbed(nn.Module):
                 bias=config.patch_bias,
             )
         else:
-            self.proj = nn.Linear(config.patch_dim, dim)
-        self.text_proj = nn.Linear(config.text_embed_dim, dim)
+            self.proj = Linear(config.patch_dim, dim)
+        self.text_proj = Linear(config.text_embed_dim, dim)
         if config.use_learned_positional_embeddings:
             self.register_buffer("pos_embedding", learned_table_init(config), persistent=True)
 
@@ -132,7 +134,7 @@ class PatchEmbed(nn.Module):
             o=self.patch_t, p=self.patch_size, q=self.patch_size,
         )  # [B, N, C*pt*p*p]
         weight = self.proj.weight.flatten(1)  # conv [D, C, p, p] -> [D, C*p*p]; linear unchanged
-        return F.linear(patches, weight, self.proj.bias)
+        return linear(patches, weight, self.proj.bias)
 
     def forward(self, text_embeds: Tensor, latents: Tensor) -> Tensor:
         """-> joint tokens ``[B, L + N, D]`` (no positions added here)."""
@@ -162,7 +164,7 @@ class ExpertAdaLN(nn.Module):
 
     def __init__(self, cond_dim: int, dim: int, affine: bool, eps: float) -> None:
         super().__init__()
-        self.linear = nn.Linear(cond_dim, 6 * dim)
+        self.linear = Linear(cond_dim, 6 * dim)
         self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=affine)
 
     def modulation(self, temb: Tensor) -> Modulation:
@@ -188,12 +190,12 @@ class JointAttention(nn.Module):
     def __init__(self, dim: int, heads: int, head_dim: int, bias: bool, dropout: float) -> None:
         super().__init__()
         self.heads, self.head_dim = heads, head_dim
-        self.to_q = nn.Linear(dim, heads * head_dim, bias=bias)
-        self.to_k = nn.Linear(dim, heads * head_dim, bias=bias)
-        self.to_v = nn.Linear(dim, heads * head_dim, bias=bias)
+        self.to_q = Linear(dim, heads * head_dim, bias=bias)
+        self.to_k = Linear(dim, heads * head_dim, bias=bias)
+        self.to_v = Linear(dim, heads * head_dim, bias=bias)
         self.norm_q = nn.LayerNorm(head_dim, eps=1e-6)
         self.norm_k = nn.LayerNorm(head_dim, eps=1e-6)
-        self.to_out = nn.ModuleList([nn.Linear(heads * head_dim, dim), nn.Dropout(dropout)])
+        self.to_out = nn.ModuleList([Linear(heads * head_dim, dim), nn.Dropout(dropout)])
 
     def forward(
         self,
@@ -221,7 +223,7 @@ class _GeluProjection(nn.Module):
 
     def __init__(self, dim_in: int, dim_out: int, approximate: str) -> None:
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out)
+        self.proj = Linear(dim_in, dim_out)
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
@@ -236,7 +238,7 @@ class FeedForward(nn.Module):
         approximate = "tanh" if activation == "gelu-approximate" else "none"
         self.net = nn.ModuleList(
             [_GeluProjection(dim, 4 * dim, approximate), nn.Dropout(dropout),
-             nn.Linear(4 * dim, dim), nn.Dropout(dropout)]
+             Linear(4 * dim, dim), nn.Dropout(dropout)]
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -290,7 +292,7 @@ class AdaptiveNormOut(nn.Module):
 
     def __init__(self, cond_dim: int, dim: int, affine: bool, eps: float) -> None:
         super().__init__()
-        self.linear = nn.Linear(cond_dim, 2 * dim)
+        self.linear = Linear(cond_dim, 2 * dim)
         self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=affine)
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
@@ -329,7 +331,7 @@ class ExpertDiT(nn.Module):
         self.norm_out = AdaptiveNormOut(
             config.time_embed_dim, dim, config.norm_elementwise_affine, config.norm_eps
         )
-        self.proj_out = nn.Linear(dim, config.patch_t * config.patch_size**2 * config.out_dim)
+        self.proj_out = Linear(dim, config.patch_t * config.patch_size**2 * config.out_dim)
         self.gradient_checkpointing = False
         self._positions = PositionCache(position_cache_size)
         self._zero_init_modulation()
