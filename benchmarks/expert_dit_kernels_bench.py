@@ -34,10 +34,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# Triton reads TRITON_INTERPRET when the kernels are defined, so it is fixed before any import:
+# the interpreter for --cpu-check, compiled kernels for everything else.
 if "--cpu-check" in sys.argv:
-    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first `import triton`
-if "--compile-check" in sys.argv:
-    os.environ.pop("TRITON_INTERPRET", None)  # compiled (not interpreted) kernels
+    os.environ["TRITON_INTERPRET"] = "1"
+else:
+    os.environ.pop("TRITON_INTERPRET", None)
 
 import torch
 

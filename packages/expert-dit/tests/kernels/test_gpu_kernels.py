@@ -1,5 +1,10 @@
 """CUDA checks of the compiled Triton kernels (``-m gpu``; skipped without a GPU).
 
+Run them with the interpreter off (``tests/conftest.py`` turns it on by default, and the
+interpreter would happily run on CUDA tensors, testing nothing compiled)::
+
+    TRITON_INTERPRET=0 uv run --package cogvx-expert-dit pytest packages/expert-dit/tests/kernels -m gpu
+
 bf16 tolerance: both sides compute in fp32 from the same bf16 inputs and round once to bf16, so
 outputs differ by at most ~1 bf16 ulp (2**-8 relative): 1e-2. Gradients that reduce over many rows
 (weight, bias, shift, scale, gate) sum in a different order (the kernel: fp32 per chunk, then fp32
@@ -18,11 +23,16 @@ from cogvx.expert_dit.kernels import (
     rope_qk,
     use_kernels,
 )
-from cogvx.expert_dit.kernels.backend import should_use_triton
+from cogvx.expert_dit.kernels.backend import interpreter_enabled, should_use_triton
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.skipif(
+        interpreter_enabled(),
+        reason="TRITON_INTERPRET=1 would run the interpreter, not the compiled kernels; "
+        "run with TRITON_INTERPRET=0",
+    ),
 ]
 
 # 2B-like but short: text 226 + 2 latent frames of 30x45 patches, D = 1920, 30 heads of 64.
