@@ -132,3 +132,44 @@ def test_preprocess_sizes():
     x = resize_shorter(np.zeros((1, 480, 720, 3), np.uint8), 224)
     assert x.shape == (1, 3, 224, 336)
     assert center_crop(x, 224).shape == (1, 3, 224, 224)
+
+
+def test_detector_loader_and_object_class(tmp_path):
+    from cogvx.evals.backends.vision import TransformersDetector
+    from cogvx.evals.vbench.semantics import ObjectClass
+
+    from .tiny_models import save_tiny_yolos
+
+    det = TransformersDetector.from_local(
+        save_tiny_yolos(tmp_path / "yolos", ["Dog", "Cat"]), threshold=0.0
+    )
+    found = det.detect(static_video(frames=1, size=48)[0])
+    assert found and all(d.label in ("dog", "cat") for d in found)  # lower-cased config labels
+    assert all(0 <= d.score <= 1 and len(d.box) == 4 for d in found)
+    v = VideoSample.from_frames(
+        "v", static_video(frames=2, size=48), aux={"object_class": {"object": "unicorn"}}
+    )
+    s = ObjectClass(det, num_frames=2).score(v)
+    assert s.score == 0.0 and s.denominator == 2
+
+
+def test_action_classifier_loader_and_human_action(tmp_path):
+    from cogvx.evals.backends.vision import TransformersActionClassifier
+    from cogvx.evals.vbench.semantics import HumanAction
+
+    from .tiny_models import save_tiny_videomae
+
+    labels = ["juggling balls", "riding a bike", "dancing", "running", "cooking", "swimming"]
+    clf = TransformersActionClassifier.from_local(
+        save_tiny_videomae(tmp_path / "vmae", labels, favourite=1)
+    )
+    assert clf.num_frames == 16 and clf.labels == labels
+    frames = static_video(frames=20, size=64)
+    assert clf.logits(frames[:16]).shape == (6,)
+    yes = VideoSample.from_path(
+        tmp_path / "A person is riding a bike-0.mp4", frames=frames, fps=8.0
+    )
+    no = VideoSample.from_path(tmp_path / "A person is dancing-0.mp4", frames=frames, fps=8.0)
+    res = evaluate([yes, no], [HumanAction(clf)], progress=False)["human_action"]
+    assert [v.score for v in res.per_video] == [1.0, 0.0] and res.score == 0.5
+    assert res.approximate

@@ -80,3 +80,16 @@ def test_raft_from_local_torchscript_and_errors(tmp_path):
     torch.save({"module.fnet.conv1.weight": torch.zeros(1)}, sd)
     with pytest.raises(RAFTUnavailableError, match="RAFT"):
         RAFTFlow.from_local(sd)
+
+
+def test_motion_score():
+    from cogvx.evals.flow import motion_score
+
+    still = static_video(frames=3, size=64)
+    assert motion_score(still, DISFlow()) < 1e-3
+    moving = textured_square_video(8, frames=3)
+    top = motion_score(moving, DISFlow(), top_fraction=0.05)
+    assert 6.5 < top < 9.0
+    assert motion_score(moving, DISFlow()) < top  # most pixels are static background
+    with pytest.raises(ValueError, match="top_fraction"):
+        motion_score(moving, DISFlow(), top_fraction=0)

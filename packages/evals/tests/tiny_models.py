@@ -82,3 +82,52 @@ def save_tiny_vit(folder: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     ViTModel(cfg, add_pooling_layer=False).save_pretrained(str(folder))
     return folder
+
+
+def save_tiny_yolos(folder: Path, labels: list[str], *, seed: int = 0) -> Path:
+    """A 1-layer YOLOS detector with its image processor (small resize) in one folder."""
+    import torch
+    from transformers import YolosConfig, YolosForObjectDetection, YolosImageProcessor
+
+    cfg = YolosConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=[64, 64],
+        patch_size=16,
+        num_detection_tokens=5,
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
+    torch.manual_seed(seed)
+    YolosForObjectDetection(cfg).save_pretrained(str(folder))
+    YolosImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}).save_pretrained(str(folder))
+    return folder
+
+
+def save_tiny_videomae(folder: Path, labels: list[str], *, favourite: int, seed: int = 0) -> Path:
+    """A 1-layer VideoMAE classifier whose head always prefers class ``favourite`` strongly."""
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    cfg = VideoMAEConfig(
+        image_size=224,
+        patch_size=16,
+        num_frames=16,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
+    torch.manual_seed(seed)
+    model = VideoMAEForVideoClassification(cfg)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.fill_(-5.0)
+        model.classifier.bias[favourite] = 5.0
+    model.save_pretrained(str(folder))
+    return folder

@@ -5,7 +5,14 @@ the VBench dimensions in ``cogvx.evals.vbench`` (imported on demand: they pull i
 """
 
 from cogvx.evals.evaluator import Evaluator, Unavailable, evaluate
-from cogvx.evals.flow import DISFlow, FarnebackFlow, FlowBackend, RAFTFlow, RAFTUnavailableError
+from cogvx.evals.flow import (
+    DISFlow,
+    FarnebackFlow,
+    FlowBackend,
+    RAFTFlow,
+    RAFTUnavailableError,
+    motion_score,
+)
 from cogvx.evals.frechet import FeatureStats, frechet_distance, fvd
 from cogvx.evals.metrics import (
     adjacent_frame_l1,
@@ -41,6 +48,7 @@ __all__ = [
     "fvd",
     "lpips",
     "middle_frame_indices",
+    "motion_score",
     "psnr",
     "psnr_per_frame",
     "ssim",

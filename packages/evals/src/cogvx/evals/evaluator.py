@@ -38,6 +38,8 @@ class Evaluator(ABC):
 
     @property
     def approximate(self) -> bool:
+        """True when a stand-in replaces the reference model. Backends without an
+        ``approximate`` attribute count as approximate (unknown = not the reference)."""
         return False
 
     def metadata(self) -> dict[str, Any]:

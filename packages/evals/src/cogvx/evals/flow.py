@@ -32,6 +32,7 @@ __all__ = [
     "RAFTUnavailableError",
     "check_frames",
     "flow_magnitude",
+    "motion_score",
 ]
 
 
@@ -68,6 +69,25 @@ def check_frames(frames: np.ndarray, name: str = "frames", *, min_frames: int = 
 def flow_magnitude(flow: np.ndarray) -> np.ndarray:
     """Per-pixel displacement length ``sqrt(u² + v²)``; ``[...,2] -> [...]``."""
     return np.sqrt(np.square(flow[..., 0]) + np.square(flow[..., 1]))
+
+
+def motion_score(
+    frames: np.ndarray, flow: FlowBackend, *, top_fraction: float | None = None
+) -> float:
+    """A clip's motion in pixels per frame pair, for filtering and captioning.
+
+    ``top_fraction=None``: mean flow magnitude over all pixels and pairs (DEVIL's ``flow``
+    sub-score convention). ``top_fraction=0.05``: mean over pairs of the mean of the largest 5 %
+    of magnitudes (the per-pair statistic of VBench's dynamic degree).
+    """
+    mags = flow_magnitude(flow(check_frames(frames)).astype(np.float64))  # [T-1,H,W]
+    if top_fraction is None:
+        return float(mags.mean())
+    if not 0 < top_fraction <= 1:
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
+    flat = mags.reshape(len(mags), -1)
+    k = max(1, int(flat.shape[1] * top_fraction))
+    return float(np.sort(flat, axis=1)[:, ::-1][:, :k].mean())
 
 
 class DISFlow:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy.ndimage import correlate1d
 
 __all__ = [
     "adjacent_frame_l1",
@@ -102,11 +102,16 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch
     return g / g.sum()
 
 
-def _blur_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter, 'valid' region only. x: [N,1,H,W] -> [N,1,H-k+1,W-k+1]."""
-    k = g.numel()
-    x = F.conv2d(x, g.view(1, 1, k, 1))
-    return F.conv2d(x, g.view(1, 1, 1, k))
+def _blur_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable Gaussian filter keeping the 'valid' region. x: [N,H,W] -> [N,H-k+1,W-k+1].
+
+    ``correlate1d`` then cropping ``k//2`` pixels equals a valid convolution (the symmetric
+    window makes correlation and convolution the same); scipy's C loop in float64 is several
+    times faster than float64 ``conv2d`` on CPU.
+    """
+    r = g.size // 2
+    x = correlate1d(x, g, axis=1, mode="nearest")[:, r : x.shape[1] - r]
+    return correlate1d(x, g, axis=2, mode="nearest")[:, :, r : x.shape[2] - r]
 
 
 def ssim_per_frame(pred: ArrayLike, target: ArrayLike, *, data_range: float = 1.0) -> np.ndarray:
@@ -117,21 +122,23 @@ def ssim_per_frame(pred: ArrayLike, target: ArrayLike, *, data_range: float = 1.
         raise ValueError(
             f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {h}x{w}"
         )
-    g = gaussian_window()
-    # [T,H,W,C] -> [T*C,1,H,W]: every channel of every frame is an independent image.
-    x = p.permute(0, 3, 1, 2).reshape(n_frames * c, 1, h, w)
-    y = t.permute(0, 3, 1, 2).reshape(n_frames * c, 1, h, w)
-    mu_x, mu_y = _blur_valid(x, g), _blur_valid(y, g)
-    sxx = _blur_valid(x * x, g) - mu_x**2
-    syy = _blur_valid(y * y, g) - mu_y**2
-    sxy = _blur_valid(x * y, g) - mu_x * mu_y
+    g = gaussian_window().numpy()
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / (
-        (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
-    )
-    # [T*C,1,h',w'] -> [T,C] -> mean over channels -> [T]
-    return ssim_map.flatten(1).mean(dim=1).view(n_frames, c).mean(dim=1).numpy()
+    out = np.empty(n_frames)
+    for i in range(n_frames):  # one frame at a time bounds memory for long videos
+        # [H,W,C] -> [C,H,W]: every channel is an independent image.
+        x = p[i].permute(2, 0, 1).numpy()
+        y = t[i].permute(2, 0, 1).numpy()
+        mu_x, mu_y = _blur_valid(x, g), _blur_valid(y, g)
+        sxx = _blur_valid(x * x, g) - mu_x**2
+        syy = _blur_valid(y * y, g) - mu_y**2
+        sxy = _blur_valid(x * y, g) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / (
+            (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
+        )
+        out[i] = ssim_map.reshape(c, -1).mean(axis=1).mean()
+    return out
 
 
 def ssim(pred: ArrayLike, target: ArrayLike, *, data_range: float = 1.0) -> float:

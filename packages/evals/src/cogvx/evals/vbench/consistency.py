@@ -35,11 +35,11 @@ class _Consistency(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.embedder.name
+        return str(getattr(self.embedder, "name", type(self.embedder).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.embedder.approximate)
+        return bool(getattr(self.embedder, "approximate", True))
 
     def score(self, video: VideoSample) -> VideoScore:
         frames = video.require_frames()

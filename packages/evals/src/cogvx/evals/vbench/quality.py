@@ -25,11 +25,11 @@ class AestheticQuality(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.scorer.name
+        return str(getattr(self.scorer, "name", type(self.scorer).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.scorer.approximate)
+        return bool(getattr(self.scorer, "approximate", True))
 
     def score(self, video: VideoSample) -> VideoScore:
         s = np.asarray(self.scorer(video.require_frames()), np.float64) / 10.0
@@ -59,11 +59,11 @@ class ImagingQuality(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.model.name
+        return str(getattr(self.model, "name", type(self.model).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.model.approximate)
+        return bool(getattr(self.model, "approximate", True))
 
     def score(self, video: VideoSample) -> VideoScore:
         x = longer_side_resize(video.require_frames())

@@ -69,11 +69,11 @@ class _FrameEvaluator(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.backend.name
+        return str(getattr(self.backend, "name", type(self.backend).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.backend.approximate)
+        return bool(getattr(self.backend, "approximate", True))
 
     def sampled(self, video: VideoSample) -> np.ndarray:
         frames = video.require_frames()

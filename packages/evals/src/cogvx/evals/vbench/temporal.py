@@ -9,6 +9,7 @@ after YUV->RGB conversion.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -104,7 +105,9 @@ class TemporalFlickering(Evaluator):
 
     @property
     def approximate(self) -> bool:
-        return self.static_filter is not None and self.static_filter.flow.approximate
+        return self.static_filter is not None and bool(
+            getattr(self.static_filter.flow, "approximate", True)
+        )
 
     def metadata(self) -> dict:
         md = super().metadata()
@@ -117,8 +120,13 @@ class TemporalFlickering(Evaluator):
             raise ValueError(f"temporal_flickering needs at least 2 frames, got {len(frames)}")
         if self.static_filter is not None and not self.static_filter.is_static(frames):
             return VideoScore.skipped(video.name, "not static (VBench static filter)")
-        x = frames.astype(np.float64)
-        mae = np.abs(x[1:] - x[:-1]).reshape(len(frames) - 1, -1).mean(axis=1)
+        # per pair in int16: exact differences of uint8 values, memory of two frames only
+        mae = np.array(
+            [
+                np.abs(b.astype(np.int16) - a.astype(np.int16)).mean()
+                for a, b in itertools.pairwise(frames)
+            ]
+        )
         return VideoScore(
             video.name,
             float((255.0 - mae.mean()) / 255.0),
@@ -168,11 +176,11 @@ class DynamicDegree(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.flow.name
+        return str(getattr(self.flow, "name", type(self.flow).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.flow.approximate)
+        return bool(getattr(self.flow, "approximate", True))
 
     def score(self, video: VideoSample) -> VideoScore:
         frames = video.require_frames()
@@ -216,11 +224,11 @@ class MotionSmoothness(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.interpolator.name
+        return str(getattr(self.interpolator, "name", type(self.interpolator).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.interpolator.approximate)
+        return bool(getattr(self.interpolator, "approximate", True))
 
     def score(self, video: VideoSample) -> VideoScore:
         frames = video.require_frames()

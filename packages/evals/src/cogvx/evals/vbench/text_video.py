@@ -29,11 +29,11 @@ class AppearanceStyle(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.clip.name
+        return str(getattr(self.clip, "name", type(self.clip).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.clip.approximate)
+        return bool(getattr(self.clip, "approximate", True))
 
     def score(self, video: VideoSample) -> VideoScore:
         style = self.aux(video)["appearance_style"]
@@ -52,11 +52,11 @@ class _VideoText(Evaluator):
 
     @property
     def backend_name(self) -> str:
-        return self.model.name
+        return str(getattr(self.model, "name", type(self.model).__name__))
 
     @property
     def approximate(self) -> bool:
-        return bool(self.model.approximate)
+        return bool(getattr(self.model, "approximate", True))
 
     def score(self, video: VideoSample) -> VideoScore:
         if not video.prompt:
