@@ -14,6 +14,7 @@ from cogvx.infer.pipelines import (
     TextToVideoPipeline,
     VAEInfo,
     VideoToVideoPipeline,
+    build_pipeline,
     write_videos,
 )
 from cogvx.infer.precision import NonFiniteError, resolve_dtype
@@ -36,6 +37,7 @@ __all__ = [
     "VAEInfo",
     "VideoShape",
     "VideoToVideoPipeline",
+    "build_pipeline",
     "fuse_lora",
     "load_lora",
     "load_tokenizer",

@@ -55,6 +55,8 @@ __all__ = [
     "TextToVideoPipeline",
     "VAEInfo",
     "VideoToVideoPipeline",
+    "build_pipeline",
+    "folder_shape_rules",
 ]
 
 logger = logging.getLogger(__name__)
@@ -931,3 +933,44 @@ def _guidance_schedule(
             raise ValueError("use_dynamic_cfg=True contradicts guidance_schedule='constant'")
         return schedule
     return GuidanceSchedule.DYNAMIC if use_dynamic_cfg else GuidanceSchedule.CONSTANT
+
+
+_TASKS: dict[str, type[_VideoPipeline]] = {
+    "t2v": TextToVideoPipeline,
+    "i2v": ImageToVideoPipeline,
+    "v2v": VideoToVideoPipeline,
+}
+
+
+def folder_shape_rules(model: str | os.PathLike[str]) -> ShapeRules:
+    """The :class:`ShapeRules` of a model folder, read from its configs without loading weights."""
+    folder = ModelFolder.open(model)
+    dit_config = DiTConfig.from_json_file(folder.component("transformer") / "config.json")
+    vae_config = folder.component("vae") / "config.json"
+    if not vae_config.is_file():
+        raise FileNotFoundError(f"VAE config not found: {vae_config}")
+    info = VAEInfo.from_config(json.loads(vae_config.read_text()))
+    return ShapeRules.for_model(dit_config, spatial_factor=info.spatial_factor)
+
+
+def build_pipeline(
+    model: str | os.PathLike[str],
+    *,
+    task: str | None = None,
+    sampler: str | None = None,
+    dtype: str | None = "auto",
+    device: str | None = "auto",
+    residency: str = "resident",
+) -> _VideoPipeline:
+    """Open ``model`` as the pipeline of ``task`` (``t2v``/``i2v``/``v2v``; default: the folder's own
+    task from ``model_index.json``). ``device="auto"``: CUDA when available, else the CPU. This is the
+    builder the Hydra configs instantiate."""
+    if task is None:
+        task = ModelFolder.open(model).task or "t2v"
+    if task not in _TASKS:
+        raise ValueError(f"task={task!r} is not one of {sorted(_TASKS)}")
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return _TASKS[task].from_pretrained(
+        model, sampler=sampler, device=device, dtype=dtype, residency=residency
+    )

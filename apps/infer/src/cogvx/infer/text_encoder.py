@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5EncoderModel, T5Tokenizer
+from transformers.utils import logging as hf_logging
 
 __all__ = ["T5TextEncoder", "load_tokenizer"]
 
@@ -55,7 +56,14 @@ class T5TextEncoder:
         if not Path(encoder_folder).is_dir():
             raise FileNotFoundError(f"text encoder folder not found: {encoder_folder}")
         tokenizer = load_tokenizer(tokenizer_folder)
-        model = T5EncoderModel.from_pretrained(encoder_folder, dtype=dtype or "auto")
+        # transformers draws a "Loading weights" bar per load; one per stage (staged runs) is noise.
+        was_enabled = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            model = T5EncoderModel.from_pretrained(encoder_folder, dtype=dtype or "auto")
+        finally:
+            if was_enabled:
+                hf_logging.enable_progress_bar()
         return cls(tokenizer, model.to(device))
 
     @property

@@ -1,0 +1,1 @@
+"""Presets for the released CogVideoX models."""
