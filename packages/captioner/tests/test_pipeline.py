@@ -279,3 +279,37 @@ def test_bad_arguments(tmp_path):
         RunPaths.for_output(tmp_path / "m.json")
     with pytest.raises(ValueError, match="every_seconds"):
         CaptionConfig(every_seconds=0)
+
+
+def test_end_to_end_video_captioner_plugs_in(clip_folder, tmp_path):
+    """Any ClipCaptioner (e.g. a video-language model) can replace frame captions + summary."""
+    from cogvx.captioner.dense import CaptionResult, ClipCaptioner
+
+    class VideoLM:
+        name = "video-lm"
+
+        def __init__(self):
+            self.frame_counts = []
+
+        def __call__(self, clips):
+            self.frame_counts += [len(frames) for frames, _ in clips]
+            return [
+                CaptionResult(caption="A textured square slides to the right.", frame_captions={})
+                for _ in clips
+            ]
+
+    vlm = VideoLM()
+    assert isinstance(vlm, ClipCaptioner)
+    out = tmp_path / "m.jsonl"
+    pipe = CaptionPipeline(
+        ClipFilter(FCFG, flow=DISFlow()), vlm, CaptionConfig(every_seconds=1.0, workers=1)
+    )
+    report = pipe.run(clip_folder, out, progress=False)
+    records = read_manifest(out)
+    assert {r.path for r in records} == MOVING
+    assert all(
+        r.caption == "A textured square slides to the right." and "frame_captions" not in r.extra
+        for r in records
+    )
+    assert vlm.frame_counts == [3, 3, 3, 3]  # 24 frames at 8 fps, one per second
+    assert report["captioner"] == "video-lm"

@@ -25,6 +25,7 @@ from cogvx.captioner.classifiers import (
 )
 from cogvx.captioner.dense import (
     CaptionResult,
+    ClipCaptioner,
     DenseCaptioner,
     ImageCaptioner,
     Summarizer,
@@ -60,6 +61,7 @@ __all__ = [
     "ClassifierHead",
     "CleanText",
     "ClipAestheticScorer",
+    "ClipCaptioner",
     "ClipFilter",
     "DenseCaptioner",
     "EndpointChatModel",

@@ -36,6 +36,7 @@ from cogvx.captioner.rules import CleanText, clean_caption
 __all__ = [
     "SUMMARY_SYSTEM_PROMPT",
     "CaptionResult",
+    "ClipCaptioner",
     "DenseCaptioner",
     "ImageCaptioner",
     "Summarizer",
@@ -227,6 +228,24 @@ def join_frame_captions(frame_captions: dict[float, str]) -> str:
     return " ".join(parts)
 
 
+@runtime_checkable
+class ClipCaptioner(Protocol):
+    """What :class:`~cogvx.captioner.pipeline.CaptionPipeline` calls: clips in, results out.
+
+    Each clip is ``(frames [N,H,W,3] uint8, seconds [N])``: the frames sampled every
+    ``CaptionConfig.every_seconds`` and their times. :class:`DenseCaptioner` (frame captions +
+    summary) is one implementation; an end-to-end video-language captioner (e.g. a wrapper around
+    CogVLM2-Caption, which takes up to 24 frames) is another: it returns one
+    :class:`CaptionResult` per clip (``frame_captions`` may be empty, ``error`` set on failure).
+    """
+
+    name: str
+
+    def __call__(
+        self, clips: Sequence[tuple[np.ndarray, Sequence[float]]]
+    ) -> list[CaptionResult]: ...
+
+
 class DenseCaptioner:
     """Frames sampled at fixed times -> frame captions -> summary -> cleaned caption, batched.
 
@@ -246,6 +265,10 @@ class DenseCaptioner:
         self.image_captioner = image_captioner
         self.summarizer = summarizer
         self.max_words = max_words
+        parts = [getattr(image_captioner, "name", type(image_captioner).__name__)]
+        if summarizer is not None:
+            parts.append(summarizer.name)
+        self.name = "dense[" + " + ".join(parts) + "]"
 
     def __call__(self, clips: Sequence[tuple[np.ndarray, Sequence[float]]]) -> list[CaptionResult]:
         if not clips:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cogvx.captioner.dense import DenseCaptioner
+from cogvx.captioner.dense import ClipCaptioner
 from cogvx.captioner.filters import ClipFilter, summarize_failures
 from cogvx.captioner.scores import motion_pairs
 from cogvx.captioner.shots import split_shots
@@ -150,10 +150,14 @@ class _JsonlAppender:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            data = path.read_bytes()
-            with path.open("r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
+        if path.is_file() and path.stat().st_size:
+            with path.open("rb") as f:
+                f.seek(-1, os.SEEK_END)
+                cut = f.read(1) != b"\n"
+            if cut:  # drop the partial last line of an interrupted write
+                data = path.read_bytes()
+                with path.open("r+b") as f:
+                    f.truncate(data.rfind(b"\n") + 1)
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, obj: dict[str, Any]) -> None:
@@ -207,7 +211,7 @@ class CaptionPipeline:
     def __init__(
         self,
         clip_filter: ClipFilter,
-        captioner: DenseCaptioner | None,
+        captioner: ClipCaptioner | None,
         config: CaptionConfig | None = None,
     ) -> None:
         self.filter = clip_filter
@@ -412,16 +416,7 @@ class CaptionPipeline:
         report["filter_config"] = self.filter.config.to_dict()
         report["caption_config"] = asdict(self.config)
         report["scorers"] = self.filter.active_scorers()
-        report["captioner"] = (
-            None
-            if self.captioner is None
-            else {
-                "image_captioner": getattr(self.captioner.image_captioner, "name", None),
-                "summarizer": None
-                if self.captioner.summarizer is None
-                else self.captioner.summarizer.name,
-            }
-        )
+        report["captioner"] = None if self.captioner is None else self.captioner.name
         with atomic_output(paths.report) as tmp:
             tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
         return report
@@ -485,12 +480,13 @@ class CaptionPipeline:
         if result is not None:
             if result.truncated:
                 notes["truncated"] = (
-                    f"model wrote {result.raw_words} words; shortened to the {self.captioner.max_words}-word limit"
+                    f"model wrote {result.raw_words} words; shortened to the {getattr(self.captioner, 'max_words', '?')}-word limit"
                 )
                 tags.append("caption_truncated")
             if result.removed_opener:
                 notes["removed_opener"] = True
-            extra["frame_captions"] = {f"{t:g}": c for t, c in result.frame_captions.items()}
+            if result.frame_captions:
+                extra["frame_captions"] = {f"{t:g}": c for t, c in result.frame_captions.items()}
         if notes:
             extra["caption_notes"] = notes
         writer.write(
