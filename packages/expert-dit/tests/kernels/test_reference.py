@@ -33,17 +33,26 @@ def test_expert_layernorm_modulate_matches_layer_norm_and_slicing(
     batch, seq, dim, text_len, affine
 ):
     gen = torch.Generator().manual_seed(batch * 1000 + seq + dim)
-    x = torch.randn(batch, seq, dim, generator=gen) * 3 + 1
-    weight = torch.randn(dim, generator=gen) if affine else None
-    bias = torch.randn(dim, generator=gen) if affine else None
-    t_sh, t_sc, v_sh, v_sc = (torch.randn(batch, dim, generator=gen) for _ in range(4))
+    x = (torch.randn(batch, seq, dim, generator=gen) * 3 + 1).requires_grad_()
+    weight = torch.randn(dim, generator=gen).requires_grad_() if affine else None
+    bias = torch.randn(dim, generator=gen).requires_grad_() if affine else None
+    mods = [torch.randn(batch, dim, generator=gen).requires_grad_() for _ in range(4)]
+    t_sh, t_sc, v_sh, v_sc = mods
     ours = reference.expert_layernorm_modulate(
         x, weight, bias, 1e-5, text_len, t_sh, t_sc, v_sh, v_sc
     )
     normed = F.layer_norm(x, (dim,), weight, bias, 1e-5)
     text = normed[:, :text_len] * (1 + t_sc.unsqueeze(1)) + t_sh.unsqueeze(1)
     video = normed[:, text_len:] * (1 + v_sc.unsqueeze(1)) + v_sh.unsqueeze(1)
-    assert rel_err(ours, torch.cat([text, video], dim=1)) <= FP32_TOL
+    expected = torch.cat([text, video], dim=1)
+    assert rel_err(ours, expected) <= FP32_TOL
+    # Gradients through both formulas (autograd of F.layer_norm is an independent backward).
+    leaves = [t for t in (x, weight, bias, *mods) if t is not None]
+    grad_out = torch.randn(ours.shape, generator=gen)
+    for got, want in zip(
+        torch.autograd.grad(ours, leaves, grad_out), torch.autograd.grad(expected, leaves, grad_out)
+    ):
+        assert rel_err(got, want) <= FP32_TOL
 
 
 @pytest.mark.parametrize(
