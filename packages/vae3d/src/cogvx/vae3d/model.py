@@ -63,6 +63,32 @@ def _fused_ok(*tensors: Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
+def _conv3d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: tuple[int, int, int] = (1, 1, 1),
+    padding: tuple[int, int, int] = (0, 0, 0),
+) -> Tensor:
+    """F.conv3d, but fp32 CPU inference always takes oneDNN.
+
+    PyTorch picks the oneDNN (mkldnn) kernel only when N*C*T*H > 20480 and otherwise falls back to
+    `slow_conv3d` (im2col + GEMM), which is 2-6x slower here; small tiles, latent-resolution
+    layers and test-size models hit that fallback. Same convolution, different kernel
+    (differences at float rounding level; `tests/test_streaming.py` compares them).
+    """
+    if (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and _fused_ok(x, weight)
+    ):
+        return torch.ops.aten.mkldnn_convolution(
+            x.contiguous(), weight.contiguous(), bias, list(padding), list(stride), [1, 1, 1], 1
+        )
+    return F.conv3d(x, weight, bias, stride=stride, padding=padding)
+
+
 @dataclass
 class CacheStep:
     """The causal conv caches for one time chunk.
@@ -129,12 +155,12 @@ class CausalConv3d(nn.Module):
                     )
                 front.copy_(cached)
             step.new[self.cache_key] = buf[:, :, -p:].clone()
-        return self.conv(buf)
+        return _conv3d(buf, self.conv.weight, self.conv.bias, padding=self.conv.padding)
 
     def forward(self, x: Tensor, step: CacheStep) -> Tensor:
         """x [B, C_in, T, H, W] -> [B, C_out, T, H, W]; records this conv's cache in `step.new`."""
         if not self.time_pad:
-            return self.conv(x)
+            return _conv3d(x, self.conv.weight, self.conv.bias, padding=self.conv.padding)
         if not _fused_ok(x, self.conv.weight):
             # Plain, differentiable path: concatenate the front padding.
             cached = None if step.prev is None else step.prev.get(self.cache_key)
@@ -235,8 +261,8 @@ class SpatialNorm3D(nn.Module):
     def forward(self, f: Tensor, zq: Tensor, *, first: bool, out: Tensor | None = None) -> Tensor:
         """f [B, C, T, H, W], zq [B, C_z, t, h, w] -> [B, C, T, H, W] (into `out` when given)."""
         # A pointwise conv commutes with nearest upsampling: apply it at latent resolution.
-        y = self.conv_y.conv(zq)  # [B, C, t, h, w]
-        b = self.conv_b.conv(zq)
+        y = self.conv_y(zq, CacheStep(None))  # [B, C, t, h, w] (1x1x1: no cache)
+        b = self.conv_b(zq, CacheStep(None))
         norm = self.norm_layer
         if out is None or not _fused_ok(f, norm.weight, y):
             h = F.group_norm(f, norm.num_groups, norm.weight, norm.bias, norm.eps)
@@ -327,7 +353,8 @@ class ResnetBlock3D(nn.Module):
         del h
         h = self.conv2.forward_padded(buf, step)
         del buf, body
-        return h.add_(x if self.conv_shortcut is None else self.conv_shortcut(x))
+        sc = self.conv_shortcut
+        return h.add_(x if sc is None else _conv3d(x, sc.weight, sc.bias))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +406,7 @@ class Downsample3D(nn.Module):
                 body.copy_(x)
             x = buf
         weight = self.conv.weight.unsqueeze(2)  # [C, C, 1, 3, 3]
-        return F.conv3d(x, weight, self.conv.bias, stride=(1, 2, 2))
+        return _conv3d(x, weight, self.conv.bias, stride=(1, 2, 2))
 
 
 class Upsample3D(nn.Module):
@@ -416,7 +443,7 @@ class Upsample3D(nn.Module):
                 .expand(-1, -1, -1, 2, -1, 2, -1, 2)
             )
         weight = self.conv.weight.unsqueeze(2)  # [C, C, 1, 3, 3]
-        return F.conv3d(up, weight, self.conv.bias, padding=(0, 1, 1))
+        return _conv3d(up, weight, self.conv.bias, padding=(0, 1, 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1064,6 +1091,8 @@ class CausalVAE3D(nn.Module):
         tensors are assigned, so weights are held in memory once.
         """
         folder = Path(path) / subfolder if subfolder else Path(path)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model folder not found: {str(folder)!r}")
         config = VAEConfig.from_json_file(folder / CONFIG_NAME)
         weights = find_weights(folder, variant)
         with torch.device("meta"):
