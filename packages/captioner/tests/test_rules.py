@@ -12,6 +12,7 @@ from cogvx.captioner.rules import clean_caption, count_words, limit_words, remov
         ("The footage begins with a wide shot of a city.", "A wide shot of a city."),
         ("the video captures that the sun sets.", "The sun sets."),
         ("In this video: waves hit the rocks.", "Waves hit the rocks."),
+        ("The image shows a lighthouse at dusk.", "A lighthouse at dusk."),
     ],
 )
 def test_opener_removed(text, expected):

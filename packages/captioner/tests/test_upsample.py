@@ -100,3 +100,52 @@ def test_upsample_prompt_with_local_model(chat_lm_dir):
 
 def test_upsample_prompt_with_backend_falls_back():
     assert upsample_prompt("a dog", backend=ScriptedBackend([""] * 3)) == "a dog"
+
+
+def test_image_to_video_request_through_endpoint(tmp_path):
+    import base64
+    import json
+
+    import cv2
+    import numpy as np
+
+    from cogvx.captioner.upsample import I2V_SYSTEM_PROMPT
+    from cogvx.videoio import write_image
+
+    bodies = []
+
+    def handler(request):
+        bodies.append(json.loads(request.content))
+        return httpx.Response(
+            200, json={"choices": [{"message": {"content": '"The image shows ' + GOOD + '"'}}]}
+        )
+
+    frame = np.zeros((20, 30, 3), np.uint8)
+    frame[:, :10] = (255, 0, 0)  # red left third
+    write_image(tmp_path / "first.png", frame)
+    up = PromptUpsampler.from_endpoint(
+        "http://vlm/v1", client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    [r] = up(["the flag waves"], [tmp_path / "first.png"])
+    assert r.prompt == GOOD  # quotes and the "The image shows" opener removed
+    system, user = bodies[0]["messages"]
+    assert system == {"role": "system", "content": I2V_SYSTEM_PROMPT}
+    text, image = user["content"]
+    assert text == {"type": "text", "text": 'User request: "the flag waves"'}
+    url = image["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    decoded = cv2.imdecode(
+        np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR
+    )
+    np.testing.assert_array_equal(decoded[..., ::-1], frame)  # the exact frame, RGB order kept
+    for rule in ("first frame", "one continuous shot", "no cuts", "The image shows"):
+        assert rule in I2V_SYSTEM_PROMPT
+
+
+def test_image_prompt_needs_an_image_backend():
+    import numpy as np
+
+    with pytest.raises(ValueError, match="text-only"):
+        PromptUpsampler(ScriptedBackend([GOOD]))(["a dog"], [np.zeros((4, 4, 3), np.uint8)])
+    with pytest.raises(ValueError, match="1 images for 2 prompts"):
+        PromptUpsampler(ScriptedBackend([]))(["a", "b"], [None])

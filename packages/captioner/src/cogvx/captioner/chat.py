@@ -17,14 +17,16 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 import torch
 
 __all__ = ["ChatBackend", "EndpointChatModel", "LocalChatModel", "Message", "render_plain"]
 
-Message = Mapping[str, str]
+# {"role": ..., "content": str}; for endpoints the content may also be a list of OpenAI
+# content parts ({"type": "text", ...}, {"type": "image_url", ...})
+Message = Mapping[str, Any]
 
 
 @runtime_checkable
@@ -82,6 +84,7 @@ class LocalChatModel:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval().to(self.device)
         self.batch_size = batch_size
         self.name = f"local:{path.name}"
+        self.accepts_images = False  # text-only: image prompts need a multimodal endpoint
         self.max_positions = getattr(self.model.config, "max_position_embeddings", None) or getattr(
             self.model.config, "n_positions", None
         )
@@ -105,8 +108,10 @@ class LocalChatModel:
         out: list[str] = []
         for start in range(0, len(conversations), self.batch_size):
             texts = [self.render(c) for c in conversations[start : start + self.batch_size]]
+            # a chat template writes its own special tokens; plain text gets the tokenizer's BOS
+            templated = bool(getattr(self.tokenizer, "chat_template", None))
             batch = self.tokenizer(
-                texts, return_tensors="pt", padding=True, add_special_tokens=False
+                texts, return_tensors="pt", padding=True, add_special_tokens=not templated
             )
             width = batch["input_ids"].shape[1]
             if self.max_positions is not None and width + max_new_tokens > self.max_positions:
@@ -162,6 +167,8 @@ class EndpointChatModel:
         self.backoff = backoff
         self.client = client or httpx.Client(timeout=timeout)
         self.name = f"endpoint:{model}"
+        # OpenAI-style content parts ({"type": "image_url", ...}) pass through unchanged
+        self.accepts_images = True
 
     def _post(self, payload: dict) -> str:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

@@ -158,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--max-words", type=int, default=120)
     up.add_argument("--min-words", type=int, default=20)
     up.add_argument("--max-new-tokens", type=int, default=250)
+    up.add_argument("--image", help="first frame for an image-to-video prompt (needs --endpoint)")
     up.add_argument("--json", action="store_true", help="print the full result as JSON")
     up.add_argument("--device", default="auto")
 
@@ -323,7 +324,9 @@ def _upsample(args: argparse.Namespace) -> int:
         upsampler = PromptUpsampler.from_endpoint(
             args.endpoint, model=args.endpoint_model, config=config, api_key_env=args.api_key_env
         )
-    [result] = upsampler([args.prompt])
+    if args.image and not Path(args.image).is_file():
+        raise FileNotFoundError(f"--image {args.image!r} does not exist")
+    [result] = upsampler([args.prompt], [args.image] if args.image else None)
     if args.json:
         print(json.dumps(result.__dict__, ensure_ascii=False))
     else:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 __all__ = ["CleanText", "clean_caption", "count_words", "limit_words", "remove_opener"]
 
-# "The video shows", "This clip depicts that", "In the video,", "The footage begins with" ...
+# "The video shows", "This clip depicts that", "In the video,", "The image shows" ...
 _OPENER = re.compile(
     r"""^\s*
     (?:in\s+)?(?:the|this|that)\s+
-    (?:video|clip|footage|video\s+clip|animation|scene|sequence|film)\b
+    (?:video|clip|footage|video\s+clip|animation|scene|sequence|film|image|picture|photo|frame)\b
     (?:\s+(?:shows|showcases|depicts|features|captures|presents|displays|illustrates|highlights
           |portrays|is\s+about|begins\s+with|opens\s+with|starts\s+with|begins\s+by\s+showing
           |opens\s+on|is\s+of)\b)?

@@ -13,29 +13,41 @@ pairs. The system prompt and examples below are our own, written to the same rul
 Length control: the output is cleaned by :func:`cogvx.captioner.rules.clean_caption` (no
 "The video ..." opener, at most ``max_words``); a reply shorter than ``min_words`` or empty
 counts as a failed try. After ``retries`` failed tries the raw prompt is returned.
+
+Image-to-video requests (the reference sends the first frame to GPT-4o as a base64 data URL)
+use :data:`I2V_SYSTEM_PROMPT`: describe the motion from the given first frame, one continuous
+shot, no "The image shows" opener.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from cogvx.captioner.chat import ChatBackend, EndpointChatModel, LocalChatModel, Message
 from cogvx.captioner.rules import clean_caption, count_words
 
 __all__ = [
     "FEW_SHOT",
+    "I2V_SYSTEM_PROMPT",
     "UPSAMPLE_SYSTEM_PROMPT",
     "PromptUpsampler",
     "UpsampleConfig",
     "UpsampleResult",
+    "image_data_url",
     "upsample_messages",
+    "upsample_messages_i2v",
     "upsample_prompt",
 ]
 
 log = logging.getLogger(__name__)
+
+ImageLike = np.ndarray | str | os.PathLike[str]
 
 UPSAMPLE_SYSTEM_PROMPT = (
     "You work with a video generation model that can only render what is written out in full. "
@@ -85,6 +97,47 @@ FEW_SHOT: tuple[tuple[str, str], ...] = (
         "into soft coloured discs.",
     ),
 )
+
+
+# Image-to-video (spec §7.3 I2V rules, our own words): the image is the first frame.
+I2V_SYSTEM_PROMPT = (
+    "You write the caption for an image-to-video model. You are shown the first frame of the "
+    "video and a short request from the user. Write one paragraph of plain English, roughly 70 to "
+    "100 words, describing what is in the frame and how it moves and changes from that first moment "
+    "on: what the subjects do, how other things in the scene move, and how the camera moves. "
+    "Everything stays in one continuous shot: no cuts, no scene changes, no jumps to another "
+    "viewpoint. Do not begin with 'The image shows', 'The video' or similar, and answer with the "
+    "caption only."
+)
+
+
+def image_data_url(image: np.ndarray | str | os.PathLike[str]) -> str:
+    """A PNG ``data:`` URL of an RGB uint8 image ``[H,W,3]`` or an image file (for OpenAI-style APIs)."""
+    import cv2
+
+    from cogvx.videoio import read_image
+
+    arr = read_image(image) if isinstance(image, str | os.PathLike) else np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"image must be uint8 [H,W,3], got {arr.dtype} {arr.shape}")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode the image as PNG")
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def upsample_messages_i2v(prompt: str, image_url: str) -> list[Message]:
+    """The I2V request: system rules, then the user text with the first frame attached."""
+    return [
+        {"role": "system", "content": I2V_SYSTEM_PROMPT},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": f'User request: "{prompt.strip()}"'},
+                {"type": "image_url", "image_url": {"url": image_url}},
+            ],
+        },
+    ]
 
 
 def _user_turn(text: str) -> str:
@@ -156,13 +209,16 @@ class PromptUpsampler:
         kwargs.setdefault("retries", 0)
         return cls(EndpointChatModel(url, model=model, **kwargs), config)
 
-    def _one(self, text: str) -> UpsampleResult:
+    def _one(self, text: str, image_url: str | None = None) -> UpsampleResult:
         cfg = self.config
         last_error = None
+        messages = (
+            upsample_messages(text) if image_url is None else upsample_messages_i2v(text, image_url)
+        )
         for attempt in range(1, cfg.retries + 1):
             try:
                 [reply] = self.backend.complete(
-                    [upsample_messages(text)],
+                    [messages],
                     max_new_tokens=cfg.max_new_tokens,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,
@@ -185,7 +241,10 @@ class PromptUpsampler:
             )
         return UpsampleResult(text, text, fallback=True, attempts=cfg.retries, error=last_error)
 
-    def __call__(self, prompts: Sequence[str]) -> list[UpsampleResult]:
+    def __call__(
+        self, prompts: Sequence[str], images: Sequence[ImageLike | None] | None = None
+    ) -> list[UpsampleResult]:
+        """Rewrite ``prompts``; ``images[i]`` (optional) is the first frame of an I2V request."""
         if isinstance(prompts, str):
             raise TypeError(
                 "prompts must be a sequence of strings; use upsample_prompt() for a single prompt"
@@ -193,7 +252,20 @@ class PromptUpsampler:
         for i, p in enumerate(prompts):
             if not isinstance(p, str) or not p.strip():
                 raise ValueError(f"prompts[{i}] must be a non-empty string, got {p!r}")
-        return [self._one(p) for p in prompts]
+        images = list(images) if images is not None else [None] * len(prompts)
+        if len(images) != len(prompts):
+            raise ValueError(f"got {len(images)} images for {len(prompts)} prompts")
+        if any(im is not None for im in images) and not getattr(
+            self.backend, "accepts_images", False
+        ):
+            raise ValueError(
+                f"image prompts need a backend that accepts images (an OpenAI-compatible multimodal "
+                f"endpoint); {self.backend.name} is text-only"
+            )
+        return [
+            self._one(p, None if im is None else image_data_url(im))
+            for p, im in zip(prompts, images)
+        ]
 
 
 def upsample_prompt(
@@ -206,12 +278,15 @@ def upsample_prompt(
     backend: ChatBackend | None = None,
     config: UpsampleConfig | None = None,
     device: str = "cpu",
+    image: ImageLike | None = None,
 ) -> str:
     """Rewrite one prompt; returns the raw prompt if every try fails.
 
     Give exactly one of ``model`` (a local causal-LM folder), ``endpoint`` (an OpenAI-compatible
     URL) or ``backend`` (any :class:`ChatBackend`). A missing model folder raises
-    FileNotFoundError: that is a configuration error, not a model failure.
+    FileNotFoundError: that is a configuration error, not a model failure. ``image`` (an RGB uint8
+    array or an image file: the first frame) switches to the image-to-video rules; it needs an
+    endpoint (or backend) that accepts images.
     """
     if sum(x is not None for x in (model, endpoint, backend)) != 1:
         raise ValueError("give exactly one of model=, endpoint= or backend=")
@@ -226,4 +301,4 @@ def upsample_prompt(
     else:
         assert backend is not None
         upsampler = PromptUpsampler(backend, config)
-    return upsampler([prompt])[0].prompt
+    return upsampler([prompt], None if image is None else [image])[0].prompt
