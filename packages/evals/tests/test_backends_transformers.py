@@ -173,3 +173,23 @@ def test_action_classifier_loader_and_human_action(tmp_path):
     res = evaluate([yes, no], [HumanAction(clf)], progress=False)["human_action"]
     assert [v.score for v in res.per_video] == [1.0, 0.0] and res.score == 0.5
     assert res.approximate
+
+
+def test_captioner_loader_and_scene(tmp_path):
+    from cogvx.evals.backends.vision import TransformersCaptioner
+    from cogvx.evals.vbench.semantics import Scene, scene_frame_match
+
+    from .tiny_models import save_tiny_blip
+
+    cap = TransformersCaptioner.from_local(
+        save_tiny_blip(tmp_path / "blip", ["a", "train", "station", "street"]),
+        max_new_tokens=4,
+        num_beams=1,
+    )
+    frames = np.random.default_rng(0).integers(0, 256, (20, 40, 48, 3), dtype=np.uint8)
+    captions = cap.caption(frames[:3])
+    assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
+    v = VideoSample.from_frames("v", frames, aux={"scene": {"scene": {"scene": "train station"}}})
+    s = Scene(cap, num_frames=4).score(v)
+    assert len(s.details["captions"]) == 4
+    assert s.score == sum(scene_frame_match(c, "train station") for c in s.details["captions"]) / 4

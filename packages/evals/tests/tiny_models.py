@@ -131,3 +131,51 @@ def save_tiny_videomae(folder: Path, labels: list[str], *, favourite: int, seed:
         model.classifier.bias[favourite] = 5.0
     model.save_pretrained(str(folder))
     return folder
+
+
+def save_tiny_blip(folder: Path, words: list[str], *, seed: int = 0) -> Path:
+    """A 1-layer BLIP captioner with a word-level BERT tokenizer and a 32² image processor."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *words]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]")
+    proc = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok
+    )
+    cfg = BlipConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            encoder_hidden_size=32,
+            bos_token_id=5,
+            pad_token_id=0,
+            sep_token_id=3,
+            eos_token_id=3,
+            max_position_embeddings=64,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=16,
+        ),
+        projection_dim=16,
+    )
+    torch.manual_seed(seed)
+    BlipForConditionalGeneration(cfg).save_pretrained(str(folder))
+    proc.save_pretrained(str(folder))
+    return folder
