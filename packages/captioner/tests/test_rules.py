@@ -74,3 +74,35 @@ def test_clean_caption_empty_and_type():
     assert clean_caption("   ").text == ""
     with pytest.raises(TypeError, match="text"):
         clean_caption(None)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_WORD = st.sampled_from(
+    [
+        "The",
+        "video",
+        "shows",
+        "a",
+        "dog",
+        "runs.",
+        "It",
+        "stops!",
+        "Caption:",
+        '"',
+        "in",
+        "this",
+        "clip,",
+    ]
+)
+
+
+@given(st.lists(_WORD, max_size=80), st.integers(1, 40))
+def test_clean_caption_properties(words, max_words):
+    text = " ".join(words)
+    clean = clean_caption(text, max_words=max_words)
+    n = count_words(clean.text)
+    assert n <= max_words
+    assert clean.truncated == (count_words(clean_caption(text, max_words=10_000).text) > max_words)
+    assert "  " not in clean.text and clean.text == clean.text.strip()

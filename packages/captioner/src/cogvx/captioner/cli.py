@@ -23,8 +23,9 @@ import numpy as np
 
 __all__ = ["main"]
 
-# name -> flow backend, at the command-line edge
+# name -> flow backend / dtype, at the command-line edge
 _FLOWS = ("dis", "farneback", "none")
+_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
 
 def _flow(name: str):
@@ -140,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="cpu, cuda, cuda:N or auto (cuda:$LOCAL_RANK when available)",
     )
+    run.add_argument(
+        "--dtype",
+        choices=sorted(_DTYPES),
+        default="fp32",
+        help="weights dtype of the captioner and summariser (bf16 on recent GPUs)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     merge = sub.add_parser("merge", help="join the per-rank parts of a sharded run")
@@ -209,6 +216,8 @@ def _extractor(spec: str, device: str):
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
     from cogvx.captioner.aesthetic import ClipAestheticScorer
     from cogvx.captioner.chat import EndpointChatModel, LocalChatModel
     from cogvx.captioner.classifiers import ClassifierHead, HeadClassifier
@@ -254,12 +263,19 @@ def _run(args: argparse.Namespace) -> int:
     )
     captioner = None
     if not args.filter_only:
+        dtype = None if _DTYPES[args.dtype] is None else getattr(torch, _DTYPES[args.dtype])
         image_captioner = TransformersImageCaptioner(
-            args.captioner, device=device, batch_size=args.image_batch, prompt=args.caption_prompt
+            args.captioner,
+            device=device,
+            dtype=dtype,
+            batch_size=args.image_batch,
+            prompt=args.caption_prompt,
         )
         backend = None
         if args.summarizer:
-            backend = LocalChatModel(args.summarizer, device=device, batch_size=args.batch)
+            backend = LocalChatModel(
+                args.summarizer, device=device, dtype=dtype, batch_size=args.batch
+            )
         elif args.summarizer_endpoint:
             backend = EndpointChatModel(args.summarizer_endpoint, model=args.summarizer_model)
         captioner = DenseCaptioner(
