@@ -100,3 +100,15 @@ def test_image_round_trip(tmp_path):
         write_image(tmp_path / "a.unknown", img)
     with pytest.raises(FileNotFoundError):
         read_image(tmp_path / "nope.png")
+
+
+def test_atomic_output_gives_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "p.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "p.txt").stat().st_mode & 0o777 == 0o644
