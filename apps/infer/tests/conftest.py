@@ -188,5 +188,40 @@ def make_folder(model_root):
     return make
 
 
+@pytest.fixture(scope="session")
+def cached_pipelines(make_folder):
+    """``(reference, ours)`` pipelines per (spec, task), loaded once per session (parity tests
+    only: they do not change pipeline state)."""
+    cache: dict[tuple, tuple] = {}
+
+    def get(spec: dict, task: str):
+        key = (tuple(sorted((k, repr(v)) for k, v in spec.items())), task)
+        if key not in cache:
+            from diffusers import (
+                CogVideoXImageToVideoPipeline,
+                CogVideoXPipeline,
+                CogVideoXVideoToVideoPipeline,
+            )
+
+            from cogvx.infer import (
+                ImageToVideoPipeline,
+                TextToVideoPipeline,
+                VideoToVideoPipeline,
+            )
+
+            folder = make_folder(spec)
+            ref_cls, our_cls = {
+                "t2v": (CogVideoXPipeline, TextToVideoPipeline),
+                "i2v": (CogVideoXImageToVideoPipeline, ImageToVideoPipeline),
+                "v2v": (CogVideoXVideoToVideoPipeline, VideoToVideoPipeline),
+            }[task]
+            ref = ref_cls.from_pretrained(folder)
+            ref.set_progress_bar_config(disable=True)
+            cache[key] = (ref, our_cls.from_pretrained(folder))
+        return cache[key]
+
+    return get
+
+
 def read_index(folder: Path) -> dict:
     return json.loads((folder / "model_index.json").read_text())

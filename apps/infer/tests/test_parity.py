@@ -14,23 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cogvx.infer import ImageToVideoPipeline, TextToVideoPipeline, VideoToVideoPipeline
+from cogvx.infer import TextToVideoPipeline
 
 TOL = 1e-4
-
-
-def reference_pipeline(folder, task):
-    from diffusers import (
-        CogVideoXImageToVideoPipeline,
-        CogVideoXPipeline,
-        CogVideoXVideoToVideoPipeline,
-    )
-
-    cls = {"t2v": CogVideoXPipeline, "i2v": CogVideoXImageToVideoPipeline,
-           "v2v": CogVideoXVideoToVideoPipeline}[task]
-    pipe = cls.from_pretrained(folder)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def compare(ref_frames: torch.Tensor, ours: torch.Tensor) -> float:
@@ -60,22 +46,22 @@ T2V_CASES = [
 
 
 @pytest.mark.parametrize(("spec", "overrides"), T2V_CASES, ids=lambda x: x.get("name", "") if "name" in x else "")
-def test_text_to_video_matches_reference(make_folder, spec, overrides):
-    folder = make_folder(spec)
+def test_text_to_video_matches_reference(cached_pipelines, spec, overrides):
+    ref_pipe, ours = cached_pipelines(spec, "t2v")
     kw = dict(prompt="a panda plays a guitar", height=16, width=32, num_frames=9,
               num_inference_steps=3, guidance_scale=6.0, max_sequence_length=12)
     kw.update(overrides)
-    ref = reference_pipeline(folder, "t2v")(**kw, generator=gen(), output_type="pt").frames
-    ours = TextToVideoPipeline.from_pretrained(folder)(**kw, generator=gen(), progress=False)
-    compare(ref, ours)
+    ref = ref_pipe(**kw, generator=gen(), output_type="pt").frames
+    compare(ref, ours(**kw, generator=gen(), progress=False))
 
 
 def test_text_to_video_batch_latents_and_no_guidance(make_folder):
-    folder = make_folder(T2V_CASES[0][0])
-    ref_pipe = reference_pipeline(folder, "t2v")
-    ours = TextToVideoPipeline.from_pretrained(folder, sampler="dpm")
-    from diffusers import CogVideoXDPMScheduler
+    from diffusers import CogVideoXDPMScheduler, CogVideoXPipeline
 
+    folder = make_folder(T2V_CASES[0][0])
+    ref_pipe = CogVideoXPipeline.from_pretrained(folder)
+    ref_pipe.set_progress_bar_config(disable=True)
+    ours = TextToVideoPipeline.from_pretrained(folder, sampler="dpm")
     ref_pipe.scheduler = CogVideoXDPMScheduler.from_config(ref_pipe.scheduler.config)
     prompts = ["a red car at sunset", "a cat on a mat"]
     kw = dict(prompt=prompts, height=16, width=32, num_frames=9, num_inference_steps=3,
@@ -90,17 +76,15 @@ def test_text_to_video_batch_latents_and_no_guidance(make_folder):
     compare(ref, ours(**kw, latents=latents, guidance_scale=1.0, generator=gen(3), progress=False))
 
 
-def test_zero_unconditional_branch_matches_reference_given_zero_embeddings(make_folder):
-    folder = make_folder(T2V_CASES[0][0])
+def test_zero_unconditional_branch_matches_reference_given_zero_embeddings(cached_pipelines):
+    ref_pipe, ours = cached_pipelines(T2V_CASES[0][0], "t2v")
     kw = dict(prompt="a panda", height=16, width=32, num_frames=9, num_inference_steps=2,
               max_sequence_length=12)
-    ref_pipe = reference_pipeline(folder, "t2v")
     embeds, _ = ref_pipe.encode_prompt("a panda", do_classifier_free_guidance=False,
                                        max_sequence_length=12)
     ref = ref_pipe(prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds),
                    **{k: v for k, v in kw.items() if k != "prompt"}, generator=gen(),
                    output_type="pt").frames
-    ours = TextToVideoPipeline.from_pretrained(folder)
     out = ours(**kw, unconditional="zeros", generator=gen(), progress=False)
     compare(ref, out)
     assert (out - ours(**kw, generator=gen(), progress=False)).abs().max() > 1e-3
@@ -124,15 +108,13 @@ I2V_CASES = [
 
 
 @pytest.mark.parametrize(("spec", "overrides"), I2V_CASES, ids=lambda x: x.get("name", "") if "name" in x else "")
-def test_image_to_video_matches_reference(make_folder, spec, overrides):
-    folder = make_folder(spec)
+def test_image_to_video_matches_reference(cached_pipelines, spec, overrides):
+    ref_pipe, ours = cached_pipelines(spec, "i2v")
     kw = dict(prompt="a panda", height=16, width=32, num_frames=9, num_inference_steps=3,
               guidance_scale=6.0, max_sequence_length=12)
     kw.update(overrides)
     image = _image(kw["height"], kw["width"])
-    ref = reference_pipeline(folder, "i2v")(image=image, **kw, generator=gen(),
-                                            output_type="pt").frames
-    ours = ImageToVideoPipeline.from_pretrained(folder)
+    ref = ref_pipe(image=image, **kw, generator=gen(), output_type="pt").frames
     compare(ref, ours(image, **kw, generator=gen(), progress=False))
 
 
@@ -145,12 +127,10 @@ V2V_CASES = [
 
 
 @pytest.mark.parametrize(("spec", "overrides"), V2V_CASES, ids=lambda x: x.get("name", "") if "name" in x else "")
-def test_video_to_video_matches_reference(make_folder, spec, overrides):
-    folder = make_folder(spec)
+def test_video_to_video_matches_reference(cached_pipelines, spec, overrides):
+    ref_pipe, ours = cached_pipelines(spec, "v2v")
     video = [_image(16, 32, seed=i) for i in range(9)]
     kw = dict(prompt="a panda", height=16, width=32, guidance_scale=6.0, max_sequence_length=12)
     kw.update(overrides)
-    ref = reference_pipeline(folder, "v2v")(video=video, **kw, generator=gen(),
-                                            output_type="pt").frames
-    ours = VideoToVideoPipeline.from_pretrained(folder)
+    ref = ref_pipe(video=video, **kw, generator=gen(), output_type="pt").frames
     compare(ref, ours(video, **kw, generator=gen(), progress=False))
