@@ -61,7 +61,16 @@ def test_run_writes_reports_and_reports_bad_videos(video_dir, tmp_path, capsys):
     assert dd["In a still frame, a teapot on a wooden table-0.mp4"] == 0.0
     assert dims["dynamic_degree"]["metadata"]["approximate"] is True
     assert data["totals"]["total"] is None and "scene" in data["totals"]["missing"]
+    cov = data["config"]["suite_coverage"]["temporal_flickering"]
+    assert cov == {
+        "prompts": 2,
+        "with_videos": 1,
+        "fewer_than_expected": 2,
+        "examples_missing": ["In a still frame, an empty park bench at dawn"],
+    }
+    assert set(data["config"]["videos_not_in_suite"]) == {"broken-0.mp4", "empty-0.mp4"}
     md = (out / "results.md").read_text()
+    assert "## Prompt suite coverage" in md
     assert "| subject_consistency | unavailable |" in md and "broken-0.mp4" in md
     for png in ("dimensions.png", "distributions.png", "contact_sheet.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

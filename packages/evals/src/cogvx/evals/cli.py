@@ -328,6 +328,11 @@ def _run(argv: list[str]) -> int:
         "interpolator": args.interpolator,
         "static_filter": args.static_filter,
     }
+    if suite is not None:
+        from cogvx.evals.vbench.suite import suite_coverage
+
+        config["suite_coverage"] = suite_coverage(suite, samples, dims)
+        config["videos_not_in_suite"] = [s.name for s in samples if s.in_suite is False]
     run = make_run(results, [s.name for s in samples], config)
     out = Path(args.out)
     write_json(out / "results.json", run.to_dict())

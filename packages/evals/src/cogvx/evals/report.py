@@ -101,6 +101,26 @@ def run_markdown(run: EvalRun, *, title: str = "cogvx eval") -> str:
             lines.append(
                 f"- approximate backends (not comparable with published numbers): {', '.join(t['approximate_dimensions'])}"
             )
+    cov = run.config.get("suite_coverage")
+    if cov:
+        lines += [
+            "",
+            f"## Prompt suite coverage ({run.config.get('suite')})",
+            "",
+            "| dimension | suite prompts | with videos | fewer than 5 videos | e.g. missing |",
+            "|---|---|---|---|---|",
+        ]
+        for d, c in cov.items():
+            ex = "; ".join(c["examples_missing"])
+            lines.append(
+                f"| {d} | {c['prompts']} | {c['with_videos']} | {c['fewer_than_expected']} | {_md_escape(ex)} |"
+            )
+    if run.config.get("videos_not_in_suite"):
+        lines += [
+            "",
+            f"Videos whose prompt is not in the suite: {len(run.config['videos_not_in_suite'])} "
+            "(dimensions needing auxiliary info report them as errors).",
+        ]
     errors = [
         (d, v) for d, r in run.dimensions.items() for v in r.per_video if v.status is not Status.OK
     ]

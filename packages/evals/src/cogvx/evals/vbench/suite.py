@@ -27,6 +27,7 @@ __all__ = [
     "PromptSuite",
     "prompt_from_filename",
     "samples_from_paths",
+    "suite_coverage",
     "video_filenames",
 ]
 
@@ -155,4 +156,32 @@ def samples_from_paths(
                 in_suite=None if suite is None else entry is not None,
             )
         )
+    return out
+
+
+def suite_coverage(
+    suite: PromptSuite,
+    samples: Iterable[VideoSample],
+    dimensions: Iterable[str],
+    *,
+    expected_per_prompt: int = 5,
+) -> dict[str, dict[str, Any]]:
+    """Per dimension: how many of the suite's prompts have videos, and which have fewer than
+    ``expected_per_prompt`` (VBench samples 5 per prompt) — so a partial run is visible."""
+    counts: dict[str, int] = {}
+    for s in samples:
+        if s.prompt is not None:
+            counts[s.prompt] = counts.get(s.prompt, 0) + 1
+    out: dict[str, dict[str, Any]] = {}
+    for d in dimensions:
+        prompts = suite.prompts_for(d)
+        if not prompts:
+            continue
+        short = [p for p in prompts if counts.get(p, 0) < expected_per_prompt]
+        out[d] = {
+            "prompts": len(prompts),
+            "with_videos": sum(1 for p in prompts if counts.get(p, 0) > 0),
+            "fewer_than_expected": len(short),
+            "examples_missing": [p for p in short if counts.get(p, 0) == 0][:5],
+        }
     return out
