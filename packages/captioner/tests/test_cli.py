@@ -284,3 +284,34 @@ def test_aesthetic_filter_cli(clip_folder, clip_dir, tmp_path):
                 str(clip_dir),
             ]
         )
+
+
+def test_split_shots_cli(tmp_path, synth):
+    import numpy as np
+
+    folder = tmp_path / "films"
+    folder.mkdir()
+    a = synth.moving(24, speed=3.0)
+    b = 255 - synth.moving(24, speed=3.0, seed=4)[:, :, ::-1]
+    synth.write(folder / "film.mp4", np.concatenate([a, b]))
+    out = tmp_path / "m.jsonl"
+    argv = [
+        "run",
+        str(folder),
+        "--output",
+        str(out),
+        "--filter-only",
+        "--no-progress",
+        "--split-shots",
+        str(tmp_path / "shots"),
+        "--shot-max-seconds",
+        "2",
+        "--shot-min-seconds",
+        "0.5",
+    ]
+    assert main(argv) == 0
+    # two shots of 3 s, each cut into a 2 s and a 1 s piece
+    assert sorted(r.path for r in read_manifest(out)) == [
+        f"shots/film.shot00{k}.mp4" for k in range(4)
+    ]
+    assert sorted(r.frames for r in read_manifest(out)) == [8, 8, 16, 16]

@@ -271,6 +271,23 @@ def test_split_shots_in_run(tmp_path, synth):
     assert again["this_run"]["skipped"] == 2
 
 
+def test_split_dir_inside_the_input_folder_is_not_re_split(tmp_path, synth):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    a = synth.moving(16, speed=3.0)
+    b = 255 - synth.moving(16, speed=3.0, seed=4)[:, :, ::-1]
+    synth.write(folder / "film.mp4", np.concatenate([a, b]))
+    out = tmp_path / "m.jsonl"
+    pipe = _pipeline(FakeImageCaptioner())
+    for _ in range(2):
+        report = pipe.run(folder, out, split_dir=folder / "shots", progress=False)
+    assert sorted(p.name for p in (folder / "shots").glob("*.mp4")) == [
+        "film.shot000.mp4",
+        "film.shot001.mp4",
+    ]
+    assert report["accepted"] == 2 and report["this_run"]["skipped"] == 2
+
+
 def test_bad_arguments(tmp_path):
     pipe = _pipeline(FakeImageCaptioner())
     with pytest.raises(FileNotFoundError, match="input folder"):

@@ -131,6 +131,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="first split videos into single-shot clips written to DIR",
     )
+    run.add_argument(
+        "--shot-threshold", type=float, default=0.35, help="histogram distance that marks a cut"
+    )
+    run.add_argument(
+        "--shot-min-seconds", type=float, default=1.0, help="drop shots shorter than this"
+    )
+    run.add_argument(
+        "--shot-max-seconds",
+        type=float,
+        default=20.0,
+        help="split longer shots into pieces of this length (0: never)",
+    )
     run.add_argument("--rank", type=int, help="this process's shard (default: $RANK or 0)")
     run.add_argument("--world-size", type=int, help="number of shards (default: $WORLD_SIZE or 1)")
     run.add_argument(
@@ -299,6 +311,11 @@ def _run(args: argparse.Namespace) -> int:
         world_size=args.world_size,
         retry_errors=args.retry_errors,
         split_dir=args.split_shots,
+        split_kwargs={
+            "threshold": args.shot_threshold,
+            "min_seconds": args.shot_min_seconds,
+            "max_seconds": args.shot_max_seconds if args.shot_max_seconds > 0 else None,
+        },
         progress=not args.no_progress,
     )
     run = report["this_run"]

@@ -339,6 +339,9 @@ class CaptionPipeline:
             if isinstance(inputs, str | os.PathLike)
             else sorted(Path(p) for p in inputs)
         )
+        if split_dir is not None:  # shot clips written by an earlier run are outputs, not inputs
+            shots_root = Path(split_dir).resolve()
+            files = [f for f in files if not f.resolve().is_relative_to(shots_root)]
         mine = shard(files, rank, world_size)
         started = time.perf_counter()
         writer = ManifestWriter(paths.manifest)
