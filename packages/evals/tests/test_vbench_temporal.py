@@ -150,3 +150,12 @@ def test_too_short_videos_are_reported_per_video():
     tf = res["temporal_flickering"]
     assert tf.score == 1.0 and tf.per_video[1].status is Status.ERROR
     assert "at least 2 frames" in tf.per_video[1].reason
+
+
+def test_low_fps_factor_option():
+    v = sample("slow", textured_square_video(8, frames=9), fps=4.0)
+    assert DynamicDegree(DISFlow()).score(v).details["thres"] == 6.0
+    s = DynamicDegree(DISFlow(), low_fps_factor=True).score(v)
+    assert (
+        s.details["thres"] == 12.0 and s.score == 0.0
+    )  # 8 px/frame is below the doubled threshold

@@ -170,9 +170,14 @@ class DynamicDegree(Evaluator):
     reference = "VBench dynamic_degree.py (RAFT, top-5% magnitude, thres 6*min(H,W)/256)"
     frames = "every max(1, round(fps/8))-th frame"
 
-    def __init__(self, flow: FlowBackend, *, pad: bool = True) -> None:
+    def __init__(
+        self, flow: FlowBackend, *, pad: bool = True, low_fps_factor: bool = False
+    ) -> None:
         self.flow = flow
         self.pad = pad
+        # One VBench revision multiplies thres by max(1, 8/fps) for clips below 8 fps; the
+        # current one (vbench/core/dynamic_degree.py) does not. Off by default; no effect >= 8 fps.
+        self.low_fps_factor = low_fps_factor
 
     @property
     def backend_name(self) -> str:
@@ -194,6 +199,8 @@ class DynamicDegree(Evaluator):
         x = pad_to_multiple(clip) if self.pad else clip
         pair_scores = [top_fraction_mean(f, 0.05) for f in self.flow(x)]
         thres = 6.0 * min(h, w) / 256.0
+        if self.low_fps_factor:
+            thres *= max(1.0, 8.0 / float(video.fps or 8.0))
         count_num = round(4 * len(idx) / 16.0)
         moving = dynamic_decision(pair_scores, thres, count_num)
         return VideoScore(
