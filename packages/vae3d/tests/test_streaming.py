@@ -184,3 +184,25 @@ def test_streamed_vs_whole_clip_difference_is_groupnorm_only(tiny_vae, make_vide
     b = tiny_vae.encode(x, frames_per_chunk=None).mode()
     assert a.shape == b.shape
     assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("shape", "kernel", "stride", "padding"), [
+    ((1, 5, 7, 9, 11), (3, 3, 3), (1, 1, 1), (0, 1, 1)),
+    ((2, 3, 4, 10, 6), (1, 3, 3), (1, 2, 2), (0, 0, 0)),
+    ((1, 6, 2, 5, 5), (1, 1, 1), (1, 1, 1), (0, 0, 0)),
+])
+def test_onednn_conv_route_matches_f_conv3d(dtype, shape, kernel, stride, padding):
+    """The inference conv routing (`_conv3d`) against F.conv3d in fp32 on awkward sizes."""
+    from cogvx.vae3d.model import _conv3d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g)
+    w = torch.randn(4, shape[1], *kernel, generator=g)
+    b = torch.randn(4, generator=g)
+    want = torch.nn.functional.conv3d(x, w, b, stride=stride, padding=padding)
+    with torch.no_grad():
+        got = _conv3d(x.to(dtype), w.to(dtype), b.to(dtype), stride, padding)
+    assert got.dtype == dtype and got.shape == want.shape
+    tol = 1e-5 if dtype == torch.float32 else 2e-2  # bf16: inputs and output rounded to bf16
+    assert float((got.float() - want).abs().max() / want.abs().max()) < tol

@@ -64,29 +64,44 @@ def _fused_ok(*tensors: Tensor) -> bool:
 
 
 def _conv3d(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    stride: tuple[int, int, int] = (1, 1, 1),
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int, int] = (1, 1, 1),
     padding: tuple[int, int, int] = (0, 0, 0),
 ) -> Tensor:
-    """F.conv3d, but fp32 CPU inference always takes oneDNN.
+    """F.conv3d, routed to oneDNN for CPU inference.
 
-    PyTorch picks the oneDNN (mkldnn) kernel only when N*C*T*H > 20480 and otherwise falls back to
-    `slow_conv3d` (im2col + GEMM), which is 2-6x slower here; small tiles, latent-resolution
-    layers and test-size models hit that fallback. Same convolution, different kernel
-    (differences at float rounding level; `tests/test_streaming.py` compares them).
+    - fp32: PyTorch picks the oneDNN (mkldnn) kernel only when N*C*T*H > 20480 and otherwise
+      falls back to `slow_conv3d` (im2col + GEMM), 2-6x slower here; small tiles,
+      latent-resolution layers and test-size models hit that fallback.
+    - bf16 / fp16: on CPUs without oneDNN's low-precision conv support (this machine), PyTorch
+      runs `slow_conv3d` in bf16, which is 5-20x slower than fp32. Here the conv runs in fp32
+      on a few output frames at a time (bounded fp32 temporaries) and is rounded once to the
+      input dtype (fp32 accumulation, like a native bf16 kernel).
+    Same convolution, different kernel: `tests/test_streaming.py` compares against F.conv3d.
     """
-    if (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
-        and _fused_ok(x, weight)
-    ):
+    if x.device.type != "cpu" or not torch.backends.mkldnn.is_available() or not _fused_ok(x, weight):
+        return F.conv3d(x, weight, bias, stride=stride, padding=padding)
+
+    def onednn(inp: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         return torch.ops.aten.mkldnn_convolution(
-            x.contiguous(), weight.contiguous(), bias, list(padding), list(stride), [1, 1, 1], 1
+            inp.contiguous(), w, b, list(padding), list(stride), [1, 1, 1], 1
         )
-    return F.conv3d(x, weight, bias, stride=stride, padding=padding)
+
+    if x.dtype == torch.float32:
+        return onednn(x, weight.contiguous(), bias)
+    if x.dtype not in (torch.bfloat16, torch.float16) or stride[0] != 1:
+        return F.conv3d(x, weight, bias, stride=stride, padding=padding)
+    w32 = weight.float().contiguous()
+    b32 = None if bias is None else bias.float()
+    kt = weight.shape[2]
+    t_out = x.shape[2] - kt + 1
+    first = onednn(x[:, :, :kt].float(), w32, b32)  # one output frame, gives the output shape
+    out = x.new_empty(first.shape[0], first.shape[1], t_out, *first.shape[3:])
+    out[:, :, :1] = first
+    step = 2  # output frames per fp32 slice
+    for a in range(1, t_out, step):
+        b_ = min(a + step, t_out)
+        out[:, :, a:b_] = onednn(x[:, :, a : b_ + kt - 1].float(), w32, b32)
+    return out
 
 
 @dataclass

@@ -1,0 +1,273 @@
+"""cogvx-vae3d benchmarks: ours vs diffusers' AutoencoderKLCogVideoX on this CPU.
+
+    uv run --package cogvx-vae3d python benchmarks/vae3d_bench.py speed   [--repeats 2]
+    uv run --package cogvx-vae3d python benchmarks/vae3d_bench.py memory
+
+speed:  OFFICIAL widths (2B VAE config, random weights saved once to a model folder), same input
+        and weights for both sides; encode of a 9x128x128 clip and decode of 3x16x16 latents
+        (-> 9x128x128), fp32 and bf16 (bf16 on a smaller 5x32x32 case, see below). Each run is a
+        fresh process (peak RSS = ru_maxrss of the child, includes imports and weights); the
+        sides are interleaved so that load from other users hits both alike.
+memory: REDUCED width (block_out_channels 32,64,64,128 / 16,32,32,64) so it runs here:
+        streamed decode peak RSS vs clip length (13..49 latent frames) and tiled decode peak
+        RSS vs resolution, each in a fresh process.
+
+Results are printed as Markdown; the numbers in benchmarks/results/vae3d.md come from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(os.environ.get("VAE3D_BENCH_DIR", "/tmp/vae3d_bench"))
+
+
+def _rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------- children
+def child_speed(side: str, op: str, dtype_name: str, case: str) -> dict:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    folder = ROOT / "official-2b"
+    inputs = torch.load(ROOT / f"inputs-{case}.pt")
+    t0 = time.perf_counter()
+    if side == "ref":
+        from diffusers import AutoencoderKLCogVideoX
+
+        vae = AutoencoderKLCogVideoX.from_pretrained(folder, torch_dtype=dtype).eval()
+    else:
+        from cogvx.vae3d import CausalVAE3D
+
+        parts = (
+            ("encoder", "decoder")
+            if side == "ours-full"
+            else (("decoder",) if op == "decode" else ("encoder",))
+        )
+        vae = CausalVAE3D.from_pretrained(folder, torch_dtype=dtype, parts=parts).eval()
+    load_s = time.perf_counter() - t0
+    rss_loaded = _rss_now_mb()
+    x = inputs["z"] if op == "decode" else inputs["video"]
+    x = x.to(dtype)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        if op == "decode":
+            y = vae.decode(x).sample if side == "ref" else vae.decode(x)
+        else:
+            y = vae.encode(x).latent_dist.mode() if side == "ref" else vae.encode(x).mode()
+        run_s = time.perf_counter() - t0
+    torch.save(y.float(), ROOT / f"out-{side}-{op}-{dtype_name}-{case}.pt")
+    return {
+        "load_s": load_s,
+        "run_s": run_s,
+        "rss_loaded_mb": rss_loaded,
+        "peak_mb": _peak_mb(),
+        "shape": list(y.shape),
+    }
+
+
+def child_memory(kind: str, n: int) -> dict:
+    import torch
+
+    from cogvx.vae3d import CausalVAE3D, Tiling, VAEConfig
+
+    torch.manual_seed(0)
+    if kind == "stream":
+        cfg = VAEConfig.tiny().replace(
+            block_out_channels=(32, 64, 64, 128),
+            norm_num_groups=32,
+            layers_per_block=3,
+            latent_channels=16,
+        )
+        vae = CausalVAE3D(cfg, parts=("decoder",)).eval()
+        z = torch.randn(1, 16, n, 6, 8)  # n latent frames -> 4n-3 frames of 48x64
+        tiling = None
+    else:
+        cfg = VAEConfig.tiny().replace(
+            block_out_channels=(16, 32, 32, 64),
+            norm_num_groups=16,
+            layers_per_block=3,
+            latent_channels=16,
+        )
+        vae = CausalVAE3D(cfg, parts=("decoder",)).eval()
+        z = torch.randn(1, 16, 2, n, n)  # 2 latent frames -> 5 frames of 8n x 8n
+        tiling = Tiling(128, 128) if kind == "tiled" else None
+    rss0 = _rss_now_mb()
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        y = vae.decode(z, tiling=tiling)
+        run_s = time.perf_counter() - t0
+    out_mb = y.numel() * y.element_size() / 2**20
+    return {
+        "run_s": run_s,
+        "rss_before_mb": rss0,
+        "peak_mb": _peak_mb(),
+        "output_mb": out_mb,
+        "shape": list(y.shape),
+    }
+
+
+# ---------------------------------------------------------------------------- parent
+def _spawn(args: list[str], timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "child", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _prepare() -> None:
+    import torch
+
+    from cogvx.vae3d import CausalVAE3D, VAEConfig
+
+    ROOT.mkdir(parents=True, exist_ok=True)
+    folder = ROOT / "official-2b"
+    if not (folder / "config.json").exists():
+        torch.manual_seed(0)
+        CausalVAE3D(VAEConfig.cogvideox_2b()).save_pretrained(folder)
+    g = torch.Generator().manual_seed(1)
+    torch.save(
+        {
+            "video": torch.rand(1, 3, 9, 128, 128, generator=g) * 2 - 1,
+            "z": torch.randn(1, 16, 3, 16, 16, generator=g),
+        },
+        ROOT / "inputs-main.pt",
+    )
+    torch.save(
+        {
+            "video": torch.rand(1, 3, 5, 32, 32, generator=g) * 2 - 1,
+            "z": torch.randn(1, 16, 2, 4, 4, generator=g),
+        },
+        ROOT / "inputs-small.pt",
+    )
+
+
+def speed(repeats: int, timeout: float) -> None:
+    import torch
+
+    _prepare()
+    load0 = os.getloadavg()
+    rows = []
+    plan = [
+        ("decode", "float32", "main"),
+        ("encode", "float32", "main"),
+        ("decode", "bfloat16", "small"),
+        ("encode", "bfloat16", "small"),
+    ]
+    for op, dt, case in plan:
+        results: dict[str, list[dict]] = {"ours": [], "ref": []}
+        for _ in range(repeats if dt == "float32" else 1):
+            for side in ("ours", "ref"):
+                limit = timeout if dt == "float32" else min(timeout, 300)
+                results[side].append(_spawn(["speed", side, op, dt, case], limit))
+                print(op, dt, case, side, results[side][-1], file=sys.stderr, flush=True)
+        full = _spawn(["speed", "ours-full", op, dt, case], timeout) if dt == "float32" else None
+        err = None
+        try:
+            a = torch.load(ROOT / f"out-ours-{op}-{dt}-{case}.pt")
+            b = torch.load(ROOT / f"out-ref-{op}-{dt}-{case}.pt")
+            err = float((a - b).abs().max() / b.abs().max())
+        except FileNotFoundError:
+            pass
+        rows.append((op, dt, case, results, full, err))
+    load1 = os.getloadavg()
+    print(f"\nLoad average (1/5/15 min) before: {load0}, after: {load1}; CPUs: {os.cpu_count()}\n")
+    print(
+        "| op | dtype | input | side | load s | run s (each repeat) | RSS after load MB | peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for op, dt, case, results, full, err in rows:
+        for side, runs in [
+            *results.items(),
+            *([("ours, full model loaded", [full])] if full else []),
+        ]:
+            ok = [r for r in runs if "error" not in r]
+            if not ok:
+                print(f"| {op} | {dt} | {case} | {side} | - | {runs[0]['error']} | - | - |")
+                continue
+            print(
+                f"| {op} | {dt} | {case} | {side} | {min(r['load_s'] for r in ok):.1f} | "
+                f"{', '.join(format(r['run_s'], '.1f') for r in ok)} | {min(r['rss_loaded_mb'] for r in ok):.0f} | "
+                f"{min(r['peak_mb'] for r in ok):.0f} |"
+            )
+        ours = [r for r in results["ours"] if "error" not in r]
+        ref = [r for r in results["ref"] if "error" not in r]
+        if ours and ref:
+            t = min(r["run_s"] for r in ours) / min(r["run_s"] for r in ref)
+            m = min(r["peak_mb"] for r in ours) / min(r["peak_mb"] for r in ref)
+            act_o = min(r["peak_mb"] - r["rss_loaded_mb"] for r in ours)
+            act_r = min(r["peak_mb"] - r["rss_loaded_mb"] for r in ref)
+            print(
+                f"|  |  |  | **ours/ref** | | time x{t:.2f} | | peak x{m:.2f} (above-load peak x{act_o / max(act_r, 1):.2f}); "
+                f"max rel err {err:.2e} |"
+                if err is not None
+                else "|"
+            )
+
+
+def memory(timeout: float) -> None:
+    print(
+        "| run | size | time s | RSS before decode MB | peak RSS MB | peak - before MB | output MB |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for kind, sizes in [
+        ("stream", [13, 25, 49]),
+        ("tiled", [32, 64, 96]),
+        ("untiled", [32, 64, 96]),
+    ]:
+        for n in sizes:
+            r = _spawn(["memory", kind, str(n)], timeout)
+            if "error" in r:
+                print(f"| {kind} | {n} | {r['error']} | | | | |", flush=True)
+                continue
+            size = (
+                f"{n} latent frames -> {r['shape'][2]} frames 48x64"
+                if kind == "stream"
+                else f"{n}x{n} latents -> 5x{8 * n}x{8 * n}"
+            )
+            print(
+                f"| {kind} decode | {size} | {r['run_s']:.1f} | {r['rss_before_mb']:.0f} | {r['peak_mb']:.0f} | "
+                f"{r['peak_mb'] - r['rss_before_mb']:.0f} | {r['output_mb']:.1f} |",
+                flush=True,
+            )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        kind = sys.argv[2]
+        if kind == "speed":
+            out = child_speed(*sys.argv[3:7])
+        else:
+            out = child_memory(sys.argv[3], int(sys.argv[4]))
+        print(json.dumps(out))
+        return
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["speed", "memory"])
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=900)
+    a = p.parse_args()
+    speed(a.repeats, a.timeout) if a.what == "speed" else memory(a.timeout)
+
+
+if __name__ == "__main__":
+    main()
