@@ -141,8 +141,9 @@ class ClipFilter:
         self.flow = flow
         self.aesthetic = aesthetic
         self.classifier = classifier
-        # the pipeline scores clips from worker threads; model objects are not thread-safe
-        # (OpenCV's DIS flow object crashes when two threads call it), so model calls take turns
+        # the pipeline scores clips from worker threads; user-supplied backends need not be
+        # thread-safe (and torch models gain nothing from racing on 2 cores), so model calls
+        # take turns
         self._models_lock = threading.Lock()
 
     def active_scorers(self) -> list[str]:

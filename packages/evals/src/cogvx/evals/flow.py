@@ -110,14 +110,16 @@ class DISFlow:
         self.preset = preset
         self.name = f"dis-{preset}"
         self.progress = progress
-        self._dis = cv2.DISOpticalFlow_create(self._PRESETS[preset])
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         check_frames(frames)
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
         out = np.empty((len(frames) - 1, *frames.shape[1:3], 2), np.float32)
+        # One OpenCV object per call: a shared one crashes when two threads call it at once
+        # (the captioner reads clips in worker threads); creating it costs microseconds.
+        dis = cv2.DISOpticalFlow_create(self._PRESETS[self.preset])
         for i in tqdm(range(len(gray) - 1), desc=self.name, disable=not self.progress, leave=False):
-            out[i] = self._dis.calc(gray[i], gray[i + 1], None)
+            out[i] = dis.calc(gray[i], gray[i + 1], None)
         return out
 
 
