@@ -30,7 +30,15 @@ from typing import Generic, TypeVar
 
 import torch
 
-__all__ = ["Component", "Residency", "StageReport", "StageStats", "current_rss", "peak_rss"]
+__all__ = [
+    "Component",
+    "Residency",
+    "StageReport",
+    "StageStats",
+    "current_rss",
+    "peak_rss",
+    "stage_peak_rss",
+]
 
 T = TypeVar("T")
 
@@ -115,19 +123,38 @@ def current_rss() -> int:
     return 0
 
 
-def peak_rss() -> int:
-    """Peak resident set size in bytes since the last :func:`_reset_peak_rss` (or process start)."""
+# Resetting the kernel's high-water mark also resets ``ru_maxrss``; the largest mark seen before
+# each reset is kept here so that :func:`peak_rss` stays the process-lifetime peak.
+_PEAK_BEFORE_RESETS = 0
+
+
+def _read_status(key: str) -> int | None:
     status = Path("/proc/self/status")
     if status.is_file():
         for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
+    return None
+
+
+def stage_peak_rss() -> int:
+    """Peak RSS in bytes since the last stage started (the lifetime peak where not resettable)."""
+    hwm = _read_status("VmHWM:")
+    if hwm is not None:
+        return hwm
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def peak_rss() -> int:
+    """Peak RSS of this process in bytes over its whole life (stage resets included)."""
+    return max(_PEAK_BEFORE_RESETS, stage_peak_rss())
+
+
 def _reset_peak_rss() -> bool:
     """Reset the kernel's RSS high-water mark (Linux >= 4.0); False where not possible."""
+    global _PEAK_BEFORE_RESETS
+    _PEAK_BEFORE_RESETS = peak_rss()
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
@@ -165,7 +192,7 @@ class StageReport:
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
             accel = torch.cuda.max_memory_allocated(device) if cuda else None
-            self.stages.append(StageStats(name, seconds, peak_rss(), accel, not reset))
+            self.stages.append(StageStats(name, seconds, stage_peak_rss(), accel, not reset))
 
     @property
     def total_seconds(self) -> float:
