@@ -104,7 +104,7 @@ def child_model(side: str, width: str, dtype_name: str) -> dict:
         model.zero_grad(set_to_none=True)
         run().float().square().mean().backward()
 
-    backward = _timed(train_step)
+    backward = _timed(train_step) if os.environ.get("BENCH_FORWARD_ONLY") != "1" else float("nan")
     rss_all = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"forward_s": forward, "fwd_bwd_s": backward, "rss_forward_mb": rss_forward,
             "rss_fwd_bwd_mb": rss_all, "load": (load_before + os.getloadavg()[0]) / 2}
@@ -124,7 +124,11 @@ def main() -> None:
     parser.add_argument("--widths", nargs="+", default=list(WIDTHS))
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--out", default=None)
+    parser.add_argument("--forward-only", action="store_true",
+                        help="skip the training step (the bf16 reference backward takes ~15 min)")
     args = parser.parse_args()
+    if args.forward_only:
+        os.environ["BENCH_FORWARD_ONLY"] = "1"  # inherited by the child processes
     if args.child:
         kind, *rest = args.child
         result = child_matmul(*rest) if kind == "matmul" else child_model(*rest)
