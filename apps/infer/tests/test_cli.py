@@ -111,3 +111,18 @@ def test_prompt_file_batch_with_lightning_on_cpu(make_folder, tmp_path, capsys):
     bad.write_text('{"prompt": "x"}\n{"text": "y"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2"):
         main(["--prompt-file", str(bad), "--model", str(folder), *SMALL])
+
+
+def test_video_to_video_command(make_folder, tmp_path):
+    from cogvx.videoio import probe_video, write_video
+
+    folder = make_folder(dict(name="v2v-sincos-ddim", task="v2v", sampler="ddim",
+                              tokenizer="spiece"))
+    source = tmp_path / "in.mp4"
+    rng = np.random.default_rng(1)
+    write_video(source, rng.integers(0, 255, (9, 16, 32, 3), dtype=np.uint8), 8)
+    out = tmp_path / "v2v.mp4"
+    assert main(["a cat", "--model", str(folder), "--video", str(source), "--strength", "0.5",
+                 "--output", str(out), "--height", "16", "--width", "32", "--steps", "4",
+                 "sampling.max_sequence_length=12", "--no-progress"]) == 0
+    assert probe_video(out).num_frames == 9

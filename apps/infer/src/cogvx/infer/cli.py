@@ -194,18 +194,21 @@ def _build(cfg, device: torch.device | None = None):
 
 
 def _conditioning(cfg, task: str) -> dict[str, Any]:
+    """The image or video input, as PIL images so resizing uses Lanczos (the reference's PIL path)."""
+    from PIL import Image
+
     from cogvx.videoio import read_image, read_video
 
     if task == "i2v":
         if not cfg.image:
             raise ValueError("image-to-video needs --image PATH")
-        return {"image": read_image(cfg.image)}
+        return {"image": Image.fromarray(read_image(cfg.image))}
     if cfg.image:
         raise ValueError(f"--image is only for image-to-video; this model runs {task}")
     if task == "v2v":
         if not cfg.video:
             raise ValueError("video-to-video needs --video PATH")
-        return {"video": read_video(cfg.video).frames}
+        return {"video": [Image.fromarray(f) for f in read_video(cfg.video).frames]}
     if cfg.video:
         raise ValueError(f"--video is only for video-to-video; this model runs {task}")
     return {}
