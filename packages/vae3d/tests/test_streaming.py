@@ -187,11 +187,14 @@ def test_streamed_vs_whole_clip_difference_is_groupnorm_only(tiny_vae, make_vide
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize(("shape", "kernel", "stride", "padding"), [
-    ((1, 5, 7, 9, 11), (3, 3, 3), (1, 1, 1), (0, 1, 1)),
-    ((2, 3, 4, 10, 6), (1, 3, 3), (1, 2, 2), (0, 0, 0)),
-    ((1, 6, 2, 5, 5), (1, 1, 1), (1, 1, 1), (0, 0, 0)),
-])
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride", "padding"),
+    [
+        ((1, 5, 7, 9, 11), (3, 3, 3), (1, 1, 1), (0, 1, 1)),
+        ((2, 3, 4, 10, 6), (1, 3, 3), (1, 2, 2), (0, 0, 0)),
+        ((1, 6, 2, 5, 5), (1, 1, 1), (1, 1, 1), (0, 0, 0)),
+    ],
+)
 def test_onednn_conv_route_matches_f_conv3d(dtype, shape, kernel, stride, padding):
     """The inference conv routing (`_conv3d`) against F.conv3d in fp32 on awkward sizes."""
     from cogvx.vae3d.model import _conv3d

@@ -64,7 +64,10 @@ def _fused_ok(*tensors: Tensor) -> bool:
 
 
 def _conv3d(
-    x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int, int] = (1, 1, 1),
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: tuple[int, int, int] = (1, 1, 1),
     padding: tuple[int, int, int] = (0, 0, 0),
 ) -> Tensor:
     """F.conv3d, routed to oneDNN for CPU inference.
@@ -78,7 +81,11 @@ def _conv3d(
       input dtype (fp32 accumulation, like a native bf16 kernel).
     Same convolution, different kernel: `tests/test_streaming.py` compares against F.conv3d.
     """
-    if x.device.type != "cpu" or not torch.backends.mkldnn.is_available() or not _fused_ok(x, weight):
+    if (
+        x.device.type != "cpu"
+        or not torch.backends.mkldnn.is_available()
+        or not _fused_ok(x, weight)
+    ):
         return F.conv3d(x, weight, bias, stride=stride, padding=padding)
 
     def onednn(inp: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
