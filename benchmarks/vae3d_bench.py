@@ -37,6 +37,11 @@ def _rss_now_mb() -> float:
 
 
 def _peak_mb() -> float:
+    """Peak RSS of this process image: VmHWM (ru_maxrss also counts the parent's RSS at fork,
+    which hides smaller peaks when the parent is big)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -162,10 +167,10 @@ def _prepare() -> None:
     )
 
 
-def speed(repeats: int, timeout: float) -> None:
-    import torch
-
-    _prepare()
+def speed(repeats: int, timeout: float, ref_bf16: bool) -> None:
+    subprocess.run(
+        [sys.executable, __file__, "child", "prepare"], check=True
+    )  # keep this process small
     load0 = os.getloadavg()
     rows = []
     plan = [
@@ -177,18 +182,19 @@ def speed(repeats: int, timeout: float) -> None:
     for op, dt, case in plan:
         results: dict[str, list[dict]] = {"ours": [], "ref": []}
         for _ in range(repeats if dt == "float32" else 1):
-            for side in ("ours", "ref"):
+            for side in ("ours", "ref") if dt == "float32" or ref_bf16 else ("ours",):
                 limit = timeout if dt == "float32" else min(timeout, 300)
                 results[side].append(_spawn(["speed", side, op, dt, case], limit))
                 print(op, dt, case, side, results[side][-1], file=sys.stderr, flush=True)
         full = _spawn(["speed", "ours-full", op, dt, case], timeout) if dt == "float32" else None
         err = None
-        try:
-            a = torch.load(ROOT / f"out-ours-{op}-{dt}-{case}.pt")
-            b = torch.load(ROOT / f"out-ref-{op}-{dt}-{case}.pt")
-            err = float((a - b).abs().max() / b.abs().max())
-        except FileNotFoundError:
-            pass
+        if (ROOT / f"out-ref-{op}-{dt}-{case}.pt").exists() and results["ref"]:
+            proc = subprocess.run(
+                [sys.executable, __file__, "child", "compare", op, dt, case],
+                capture_output=True,
+                text=True,
+            )
+            err = float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
         rows.append((op, dt, case, results, full, err))
     load1 = os.getloadavg()
     print(f"\nLoad average (1/5/15 min) before: {load0}, after: {load1}; CPUs: {os.cpu_count()}\n")
@@ -255,6 +261,17 @@ def memory(timeout: float) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         kind = sys.argv[2]
+        if kind == "prepare":
+            _prepare()
+            return
+        if kind == "compare":
+            import torch
+
+            op, dt, case = sys.argv[3:6]
+            a = torch.load(ROOT / f"out-ours-{op}-{dt}-{case}.pt")
+            b = torch.load(ROOT / f"out-ref-{op}-{dt}-{case}.pt")
+            print(float((a - b).abs().max() / b.abs().max()))
+            return
         if kind == "speed":
             out = child_speed(*sys.argv[3:7])
         else:
@@ -265,8 +282,11 @@ def main() -> None:
     p.add_argument("what", choices=["speed", "memory"])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--timeout", type=float, default=900)
+    p.add_argument(
+        "--skip-ref-bf16", action="store_true", help="reference bf16 (slow_conv3d) is not run"
+    )
     a = p.parse_args()
-    speed(a.repeats, a.timeout) if a.what == "speed" else memory(a.timeout)
+    speed(a.repeats, a.timeout, not a.skip_ref_bf16) if a.what == "speed" else memory(a.timeout)
 
 
 if __name__ == "__main__":
