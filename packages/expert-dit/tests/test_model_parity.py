@@ -122,3 +122,24 @@ def test_bf16_close_to_fp32(tiny_variants, helpers):
         half = ours.to(torch.bfloat16)(latents, text, timestep)
     assert half.dtype == torch.bfloat16
     assert helpers.rel_err(half.float(), full) < 5e-2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "make", ["cogvideox_2b", "cogvideox_5b_i2v", "cogvideox_1_5_5b_i2v"]
+)
+def test_official_width_one_block(make, helpers):
+    """Full widths (D = 1920 / 3072, text 4096, head dim 64), one block, a small latent."""
+    from cogvx.expert_dit import DiTConfig
+
+    # The reference's absolute tables have max_text_seq_length text rows: match the text length.
+    config = getattr(DiTConfig, make)().replace(num_layers=1, max_text_seq_length=16)
+    if config.use_learned_positional_embeddings:  # the table fixes the size: use a small native one
+        config = config.replace(sample_height=8, sample_width=12, sample_frames=5)
+    frames = 2
+    ref, ours, latents, text, timestep, ofs = _run_pair(config, helpers, frames, 8, 12,
+                                                        text_len=16, batch=1, seed=13)
+    expected = _reference_forward(ref, config, helpers, latents, text, timestep, ofs)
+    with torch.no_grad():
+        got = ours(latents, text, timestep, ofs=ofs)
+    assert helpers.rel_err(got, expected) <= TOL
