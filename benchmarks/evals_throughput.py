@@ -25,11 +25,14 @@ RESULTS = Path(__file__).parent / "results" / "evals.md"
 def square_video(speed: float, frames: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     tex = np.kron(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8), np.ones((4, 4, 1), np.uint8))
-    bg = np.kron(rng.integers(60, 120, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8), np.ones((16, 16, 1), np.uint8))[:h, :w]
+    bg = np.kron(
+        rng.integers(60, 120, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8),
+        np.ones((16, 16, 1), np.uint8),
+    )[:h, :w]
     out = np.repeat(bg[None], frames, axis=0)
     y0 = (h - 96) // 2
     for t in range(frames):
-        x0 = int(round(32 + t * speed))
+        x0 = round(32 + t * speed)
         out[t, y0 : y0 + 96, x0 : x0 + 96] = tex
     return out
 
@@ -45,7 +48,9 @@ def ssim_scipy(x: np.ndarray, y: np.ndarray) -> float:
             f = lambda z: gaussian_filter(z, 1.5, truncate=3.5)  # noqa: E731
             ma, mb = f(a), f(b)
             saa, sbb, sab = f(a * a) - ma**2, f(b * b) - mb**2, f(a * b) - ma * mb
-            s = ((2 * ma * mb + 1e-4) * (2 * sab + 9e-4)) / ((ma**2 + mb**2 + 1e-4) * (saa + sbb + 9e-4))
+            s = ((2 * ma * mb + 1e-4) * (2 * sab + 9e-4)) / (
+                (ma**2 + mb**2 + 1e-4) * (saa + sbb + 9e-4)
+            )
             vals.append(s[5:-5, 5:-5].mean())
     return float(np.mean(vals))
 
@@ -79,11 +84,18 @@ def child(case: str) -> dict:
         from cogvx.evals.vbench.temporal import DynamicDegree, MotionSmoothness, TemporalFlickering
 
         v = VideoSample.from_frames("v", square_video(4, 49, 480, 720), fps=8)
-        ev = {"dynamic_degree": lambda: DynamicDegree(DISFlow()), "temporal_flickering": TemporalFlickering,
-              "motion_smoothness": lambda: MotionSmoothness(FlowWarpInterpolator(DISFlow()))}[case]()
+        ev = {
+            "dynamic_degree": lambda: DynamicDegree(DISFlow()),
+            "temporal_flickering": TemporalFlickering,
+            "motion_smoothness": lambda: MotionSmoothness(FlowWarpInterpolator(DISFlow())),
+        }[case]()
         t = time.perf_counter()
         s = ev.score(v)
-        return {"seconds": time.perf_counter() - t, "value": s.score, "unit": "s / video (49x480x720)"}
+        return {
+            "seconds": time.perf_counter() - t,
+            "value": s.score,
+            "unit": "s / video (49x480x720)",
+        }
     if case == "dis_accuracy":
         from cogvx.evals.flow import DISFlow
         from cogvx.evals.vbench.temporal import top_fraction_mean
@@ -98,19 +110,31 @@ def child(case: str) -> dict:
 
 
 def run_child(case: str) -> dict:
-    code = (
-        "import json,resource,sys; sys.path.insert(0, %r); import evals_throughput as b; r=b.child(%r); "
-        "r['peak_rss_mib']=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024; print(json.dumps(r))"
-    ) % (str(Path(__file__).parent), case)
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    """Run one case in a fresh interpreter (this script with --child) so its peak RSS is its own."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", case]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
-    cases = ["ssim_ours", "ssim_scipy", "dis", "farneback", "dynamic_degree", "temporal_flickering", "motion_smoothness"]
+    if args.child:
+        r = child(args.child)
+        r["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(r))
+        return
+    cases = [
+        "ssim_ours",
+        "ssim_scipy",
+        "dis",
+        "farneback",
+        "dynamic_degree",
+        "temporal_flickering",
+        "motion_smoothness",
+    ]
     runs: dict[str, list[dict]] = {c: [] for c in cases}
     load = os.getloadavg()
     for _ in range(args.repeats):  # interleaved

@@ -69,8 +69,9 @@ def child_model(side: str, width: str, dtype_name: str) -> dict:
     if side == "ours":
         from cogvx.expert_dit import DiTConfig, ExpertDiT
 
-        config = DiTConfig(num_attention_heads=heads, num_layers=2,
-                           use_rotary_positional_embeddings=rope)
+        config = DiTConfig(
+            num_attention_heads=heads, num_layers=2, use_rotary_positional_embeddings=rope
+        )
         model = ExpertDiT(config).to(dtype)
 
         def run():  # type: ignore[no-untyped-def]
@@ -79,18 +80,22 @@ def child_model(side: str, width: str, dtype_name: str) -> dict:
         from diffusers import CogVideoXTransformer3DModel
         from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
-        model = CogVideoXTransformer3DModel(num_attention_heads=heads, num_layers=2,
-                                            use_rotary_positional_embeddings=rope).to(dtype)
+        model = CogVideoXTransformer3DModel(
+            num_attention_heads=heads, num_layers=2, use_rotary_positional_embeddings=rope
+        ).to(dtype)
         # The pipeline computes RoPE once per video outside the model; so do we (not timed).
         image_rotary_emb = (
-            get_3d_rotary_pos_embed(64, ((0, 0), (height // 2, width_px // 2)),
-                                    (height // 2, width_px // 2), frames)
-            if rope else None
+            get_3d_rotary_pos_embed(
+                64, ((0, 0), (height // 2, width_px // 2)), (height // 2, width_px // 2), frames
+            )
+            if rope
+            else None
         )
 
         def run():  # type: ignore[no-untyped-def]
-            return model(latents, text, timestep, image_rotary_emb=image_rotary_emb,
-                         return_dict=False)[0]
+            return model(
+                latents, text, timestep, image_rotary_emb=image_rotary_emb, return_dict=False
+            )[0]
 
     for p in model.parameters():  # random (the zero-init adaLN would make blocks trivial)
         torch.nn.init.normal_(p, std=0.02)
@@ -106,14 +111,20 @@ def child_model(side: str, width: str, dtype_name: str) -> dict:
 
     backward = _timed(train_step) if os.environ.get("BENCH_FORWARD_ONLY") != "1" else float("nan")
     rss_all = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"forward_s": forward, "fwd_bwd_s": backward, "rss_forward_mb": rss_forward,
-            "rss_fwd_bwd_mb": rss_all, "load": (load_before + os.getloadavg()[0]) / 2}
+    return {
+        "forward_s": forward,
+        "fwd_bwd_s": backward,
+        "rss_forward_mb": rss_forward,
+        "rss_fwd_bwd_mb": rss_all,
+        "load": (load_before + os.getloadavg()[0]) / 2,
+    }
 
 
 # ----------------------------------------------------------------------------- parent
 def spawn(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -124,8 +135,11 @@ def main() -> None:
     parser.add_argument("--widths", nargs="+", default=list(WIDTHS))
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--out", default=None)
-    parser.add_argument("--forward-only", action="store_true",
-                        help="skip the training step (the bf16 reference backward takes ~15 min)")
+    parser.add_argument(
+        "--forward-only",
+        action="store_true",
+        help="skip the training step (the bf16 reference backward takes ~15 min)",
+    )
     args = parser.parse_args()
     if args.forward_only:
         os.environ["BENCH_FORWARD_ONLY"] = "1"  # inherited by the child processes
@@ -171,8 +185,9 @@ def render(results, peaks, repeats) -> str:  # type: ignore[no-untyped-def]
         "| load | fwd ratio ours/ref | fwd+bwd ratio | fwd GFLOP/s (% of matmul peak) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (side, width, dtype), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][2],
-                                                                             kv[0][0])):
+    for (side, width, dtype), runs in sorted(
+        results.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])
+    ):
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         ref = results.get(("ref", width, dtype))
         ratio_f = ratio_b = ""

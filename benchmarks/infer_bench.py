@@ -25,8 +25,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "infer.md"
-CORPUS = ["a panda plays a small guitar in a bamboo forest",
-          "sunlight filters through the tall trees onto a quiet river"] * 20
+CORPUS = [
+    "a panda plays a small guitar in a bamboo forest",
+    "sunlight filters through the tall trees onto a quiet river",
+] * 20
 
 
 SIZES = {
@@ -55,41 +57,85 @@ def build_folder(folder: Path, size: str) -> None:
     tok_dir.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS), model_writer=buf, vocab_size=60, model_type="unigram",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
-        unk_piece="<unk>", hard_vocab_limit=False, minloglevel=2,
+        sentence_iterator=iter(CORPUS),
+        model_writer=buf,
+        vocab_size=60,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        hard_vocab_limit=False,
+        minloglevel=2,
     )
     (tok_dir / "spiece.model").write_bytes(buf.getvalue())
     tokenizer = T5Tokenizer.from_pretrained(tok_dir)
     d_model, d_ff, t5_layers, t5_heads, heads, layers = SIZES[size]
-    t5 = T5EncoderModel(T5Config(vocab_size=32128, d_model=d_model, d_kv=64, d_ff=d_ff,
-                                 num_layers=t5_layers, num_heads=t5_heads,
-                                 feed_forward_proj="gated-gelu"))
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=32128,
+            d_model=d_model,
+            d_kv=64,
+            d_ff=d_ff,
+            num_layers=t5_layers,
+            num_heads=t5_heads,
+            feed_forward_proj="gated-gelu",
+        )
+    )
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=heads, attention_head_dim=64, in_channels=16, out_channels=16,
-        time_embed_dim=512, text_embed_dim=d_model, num_layers=layers, sample_width=12, sample_height=8,
-        sample_frames=13, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=64,
+        num_attention_heads=heads,
+        attention_head_dim=64,
+        in_channels=16,
+        out_channels=16,
+        time_embed_dim=512,
+        text_embed_dim=d_model,
+        num_layers=layers,
+        sample_width=12,
+        sample_height=8,
+        sample_frames=13,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=64,
         use_rotary_positional_embeddings=True,
     )
     vae = AutoencoderKLCogVideoX(
-        block_out_channels=(16, 32, 32, 64), latent_channels=16, layers_per_block=1,
-        norm_num_groups=8, temporal_compression_ratio=4, scaling_factor=0.7,
+        block_out_channels=(16, 32, 32, 64),
+        latent_channels=16,
+        layers_per_block=1,
+        norm_num_groups=8,
+        temporal_compression_ratio=4,
+        scaling_factor=0.7,
     )
     scheduler = CogVideoXDPMScheduler(
-        beta_schedule="scaled_linear", clip_sample=False, prediction_type="v_prediction",
-        rescale_betas_zero_snr=True, timestep_spacing="trailing", snr_shift_scale=1.0,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        timestep_spacing="trailing",
+        snr_shift_scale=1.0,
     )
-    CogVideoXPipeline(tokenizer=tokenizer, text_encoder=t5, vae=vae, transformer=transformer,
-                      scheduler=scheduler).save_pretrained(folder)
+    CogVideoXPipeline(
+        tokenizer=tokenizer, text_encoder=t5, vae=vae, transformer=transformer, scheduler=scheduler
+    ).save_pretrained(folder)
 
 
 def child(side: str, folder: str, steps: int, frames: int, height: int, width: int) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    kw = dict(prompt="a panda plays a small guitar", num_frames=frames, height=height,
-              width=width, num_inference_steps=steps, guidance_scale=6.0,
-              use_dynamic_cfg=True, max_sequence_length=64)
+    kw = dict(
+        prompt="a panda plays a small guitar",
+        num_frames=frames,
+        height=height,
+        width=width,
+        num_inference_steps=steps,
+        guidance_scale=6.0,
+        use_dynamic_cfg=True,
+        max_sequence_length=64,
+    )
     t0 = time.perf_counter()
     if side == "ref":
         from diffusers import CogVideoXPipeline
@@ -113,8 +159,13 @@ def child(side: str, folder: str, steps: int, frames: int, height: int, width: i
         from cogvx.infer.staging import peak_rss
 
         peak = max(peak, peak_rss())
-    out = {"side": side, "load_s": t1 - t0, "gen_s": t2 - t1, "peak_rss": peak,
-           "checksum": float(frames_out.double().mean())}
+    out = {
+        "side": side,
+        "load_s": t1 - t0,
+        "gen_s": t2 - t1,
+        "peak_rss": peak,
+        "checksum": float(frames_out.double().mean()),
+    }
     print(json.dumps(out))
 
 
@@ -130,7 +181,14 @@ def main() -> None:
     p.add_argument("--child", choices=["ref", "ours", "ours-staged"])
     a = p.parse_args()
     if a.child:
-        child(a.child, a.folder or f"/tmp/cogvx_infer_bench/model_{a.size}", a.steps, a.frames, a.height, a.width)
+        child(
+            a.child,
+            a.folder or f"/tmp/cogvx_infer_bench/model_{a.size}",
+            a.steps,
+            a.frames,
+            a.height,
+            a.width,
+        )
         return
     folder = Path(a.folder or f"/tmp/cogvx_infer_bench/model_{a.size}")
     if not (folder / "model_index.json").is_file():
@@ -140,9 +198,24 @@ def main() -> None:
     loads = []
     for r in range(a.repeats):
         for side in sides:
-            cmd = [sys.executable, __file__, "--child", side, "--folder", str(folder),
-                   "--size", a.size, "--steps", str(a.steps), "--frames", str(a.frames), "--height",
-                   str(a.height), "--width", str(a.width)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                side,
+                "--folder",
+                str(folder),
+                "--size",
+                a.size,
+                "--steps",
+                str(a.steps),
+                "--frames",
+                str(a.frames),
+                "--height",
+                str(a.height),
+                "--width",
+                str(a.width),
+            ]
             loads.append(os.getloadavg()[0])
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             line = [x for x in res.stdout.splitlines() if x.startswith("{")][-1]
@@ -212,7 +285,7 @@ def write_results(a, runs, loads) -> None:
         f"Frame-mean checksums (same seed): {', '.join(f'{k} {v:.6f}' for k, v in checks.items())}.",
         "",
         "`ours-staged` loads each model (T5, transformer, VAE decoder) only for its stage and frees "
-        "it afterwards (`residency=\"staged\"`), so the peak is the largest stage plus activations "
+        'it afterwards (`residency="staged"`), so the peak is the largest stage plus activations '
         "instead of the sum of all weights; it pays one load per stage in `generate`.",
         "",
     ]

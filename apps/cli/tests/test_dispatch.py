@@ -61,6 +61,8 @@ def test_missing_dependency_names_the_extra(capsys):
 def test_console_script_is_installed_and_lists_commands():
     out = subprocess.run(
         [sys.executable, "-c", "from cogvx.cli.main import console_main; console_main()", "--help"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.startswith("usage: cogvx <command>")

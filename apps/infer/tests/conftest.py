@@ -38,9 +38,19 @@ def build_spiece_tokenizer(folder: Path) -> None:
 
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS), model_writer=buf, vocab_size=48, model_type="unigram",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
-        unk_piece="<unk>", hard_vocab_limit=False, minloglevel=2,
+        sentence_iterator=iter(CORPUS),
+        model_writer=buf,
+        vocab_size=48,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        hard_vocab_limit=False,
+        minloglevel=2,
     )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spiece.model").write_bytes(buf.getvalue())
@@ -82,16 +92,30 @@ class TinySpec:
 def transformer_kwargs(spec: TinySpec) -> dict[str, Any]:
     latent = 4
     kw: dict[str, Any] = dict(
-        num_attention_heads=2, attention_head_dim=16, in_channels=latent, out_channels=latent,
-        time_embed_dim=8, text_embed_dim=32, num_layers=2, sample_width=6, sample_height=4,
-        sample_frames=9, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=12,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=latent,
+        out_channels=latent,
+        time_embed_dim=8,
+        text_embed_dim=32,
+        num_layers=2,
+        sample_width=6,
+        sample_height=4,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=12,
         use_rotary_positional_embeddings=spec.rope,
     )
     if spec.task == "i2v":
         kw["in_channels"] = 2 * latent
     if spec.v15:
-        kw.update(patch_size_t=2, sample_frames=17, use_rotary_positional_embeddings=True,
-                  patch_bias=False)
+        kw.update(
+            patch_size_t=2,
+            sample_frames=17,
+            use_rotary_positional_embeddings=True,
+            patch_bias=False,
+        )
         if spec.task == "i2v":
             kw["ofs_embed_dim"] = 8
     if spec.learned_positions:
@@ -101,9 +125,14 @@ def transformer_kwargs(spec: TinySpec) -> dict[str, Any]:
 
 
 VAE_KWARGS = dict(
-    in_channels=3, out_channels=3,
-    down_block_types=("CogVideoXDownBlock3D",) * 4, up_block_types=("CogVideoXUpBlock3D",) * 4,
-    block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=2,
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("CogVideoXDownBlock3D",) * 4,
+    up_block_types=("CogVideoXUpBlock3D",) * 4,
+    block_out_channels=(8, 8, 8, 8),
+    latent_channels=4,
+    layers_per_block=1,
+    norm_num_groups=2,
     temporal_compression_ratio=4,
 )
 
@@ -145,11 +174,20 @@ def build_model_folder(root: Path, spec: TinySpec) -> Path:
         vae_kwargs["scaling_factor"] = 0.7
     vae = AutoencoderKLCogVideoX(**vae_kwargs)
     randomize(vae, 2)
-    t5 = T5EncoderModel(T5Config(
-        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, relative_attention_max_distance=16,
-        feed_forward_proj="gated-gelu", dropout_rate=0.0,
-    ))
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=VOCAB,
+            d_model=32,
+            d_kv=8,
+            d_ff=48,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=16,
+            feed_forward_proj="gated-gelu",
+            dropout_rate=0.0,
+        )
+    )
     randomize(t5, 3)
     tok_dir = root / f"_tok_{spec.tokenizer}"
     if not tok_dir.exists():
@@ -157,14 +195,24 @@ def build_model_folder(root: Path, spec: TinySpec) -> Path:
     tokenizer = T5Tokenizer.from_pretrained(tok_dir)
     scheduler_cls = CogVideoXDDIMScheduler if spec.sampler == "ddim" else CogVideoXDPMScheduler
     scheduler = scheduler_cls(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        prediction_type="v_prediction", rescale_betas_zero_snr=True, set_alpha_to_one=True,
-        timestep_spacing="trailing", snr_shift_scale=spec.snr_shift,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        timestep_spacing="trailing",
+        snr_shift_scale=spec.snr_shift,
     )
-    pipe_cls = {"t2v": CogVideoXPipeline, "i2v": CogVideoXImageToVideoPipeline,
-                "v2v": CogVideoXVideoToVideoPipeline}[spec.task]
-    pipe = pipe_cls(tokenizer=tokenizer, text_encoder=t5, vae=vae, transformer=transformer,
-                    scheduler=scheduler)
+    pipe_cls = {
+        "t2v": CogVideoXPipeline,
+        "i2v": CogVideoXImageToVideoPipeline,
+        "v2v": CogVideoXVideoToVideoPipeline,
+    }[spec.task]
+    pipe = pipe_cls(
+        tokenizer=tokenizer, text_encoder=t5, vae=vae, transformer=transformer, scheduler=scheduler
+    )
     pipe.save_pretrained(folder)
     # Replace the saved tokenizer with the bare built files, so loading exercises both kinds.
     tok_out = folder / "tokenizer"
@@ -183,7 +231,9 @@ def model_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def make_folder(model_root):
     def make(spec: TinySpec | dict) -> Path:
-        return build_model_folder(model_root, spec if isinstance(spec, TinySpec) else TinySpec(**spec))
+        return build_model_folder(
+            model_root, spec if isinstance(spec, TinySpec) else TinySpec(**spec)
+        )
 
     return make
 

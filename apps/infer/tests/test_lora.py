@@ -21,7 +21,9 @@ def make_lora(folder, out_dir, *, metadata: bool):
 
     transformer = CogVideoXTransformer3DModel.from_pretrained(folder / "transformer")
     config = LoraConfig(
-        r=4, lora_alpha=8, init_lora_weights=False,
+        r=4,
+        lora_alpha=8,
+        init_lora_weights=False,
         target_modules=["to_q", "to_k", "to_v", "to_out.0", "ff.net.2"],
         rank_pattern={"transformer_blocks.1.attn1.to_q": 2},
         alpha_pattern={"transformer_blocks.1.attn1.to_q": 2} if not metadata else {},
@@ -58,8 +60,9 @@ def test_lora_matches_reference_scale_fuse_unfuse(make_folder, tmp_path, metadat
     ref = CogVideoXPipeline.from_pretrained(folder)
     x, text, t = inputs()
     with torch.no_grad():
-        base_ref = ref.transformer(hidden_states=x, encoder_hidden_states=text, timestep=t,
-                                   return_dict=False)[0]
+        base_ref = ref.transformer(
+            hidden_states=x, encoder_hidden_states=text, timestep=t, return_dict=False
+        )[0]
     ref.load_lora_weights(lora_dir, adapter_name="style")
 
     ours = ExpertDiT.from_pretrained(folder / "transformer").eval()
@@ -69,8 +72,9 @@ def test_lora_matches_reference_scale_fuse_unfuse(make_folder, tmp_path, metadat
 
     def run_ref():
         with torch.no_grad():
-            return ref.transformer(hidden_states=x, encoder_hidden_states=text, timestep=t,
-                                   return_dict=False)[0]
+            return ref.transformer(
+                hidden_states=x, encoder_hidden_states=text, timestep=t, return_dict=False
+            )[0]
 
     def run_ours():
         with torch.no_grad():
@@ -105,8 +109,15 @@ def test_lora_matches_reference_scale_fuse_unfuse(make_folder, tmp_path, metadat
 def test_pipeline_lora_staged_and_fused(make_folder, tmp_path):
     folder = make_folder(SPEC)
     lora_dir = make_lora(folder, tmp_path / "lora", metadata=True)
-    kw = dict(prompt="a cat", height=16, width=32, num_frames=9, num_inference_steps=2,
-              max_sequence_length=12, progress=False)
+    kw = dict(
+        prompt="a cat",
+        height=16,
+        width=32,
+        num_frames=9,
+        num_inference_steps=2,
+        max_sequence_length=12,
+        progress=False,
+    )
     resident = TextToVideoPipeline.from_pretrained(folder)
     base = resident(**kw, generator=torch.Generator().manual_seed(0))
     resident.load_lora_weights(lora_dir, scale=0.7)
@@ -119,7 +130,9 @@ def test_pipeline_lora_staged_and_fused(make_folder, tmp_path):
     staged = TextToVideoPipeline.from_pretrained(folder, residency="staged")
     staged.load_lora_weights(lora_dir, scale=0.7)
     staged.fuse_lora()
-    assert (staged(**kw, generator=torch.Generator().manual_seed(0)) - with_lora).abs().max() <= 1e-4
+    assert (
+        staged(**kw, generator=torch.Generator().manual_seed(0)) - with_lora
+    ).abs().max() <= 1e-4
     assert staged.transformer.peek() is None
 
 
@@ -128,6 +141,8 @@ def test_bad_lora_files_are_named(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="LoRA weights not found"):
         read_lora_file(tmp_path)
-    save_file({"transformer.x.weight": torch.zeros(2)}, tmp_path / "pytorch_lora_weights.safetensors")
+    save_file(
+        {"transformer.x.weight": torch.zeros(2)}, tmp_path / "pytorch_lora_weights.safetensors"
+    )
     with pytest.raises(ValueError, match="not a LoRA file"):
         read_lora_file(tmp_path)

@@ -27,8 +27,15 @@ SPEC = dict(name="t2v-rope-dpm", rope=True, sampler="dpm", tokenizer="json", snr
 
 
 def dit(**kw):
-    base = dict(temporal_compression_ratio=4, patch_size=2, patch_size_t=None, sample_height=60,
-                sample_width=90, sample_frames=49, use_learned_positional_embeddings=False)
+    base = dict(
+        temporal_compression_ratio=4,
+        patch_size=2,
+        patch_size_t=None,
+        sample_height=60,
+        sample_width=90,
+        sample_frames=49,
+        use_learned_positional_embeddings=False,
+    )
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -47,7 +54,9 @@ def test_v10_rules_errors_and_snapping():
     with pytest.raises(ValueError, match=r"num_frames=13 .*nearest valid value is 17"):
         rules.check(13, 480, 720)
     assert rules.check(13, 480, 720, strict_frames=False).latent_frames == 4
-    with pytest.raises(ValueError, match=r"height=484 is not a multiple of 16.*nearest valid value is 480"):
+    with pytest.raises(
+        ValueError, match=r"height=484 is not a multiple of 16.*nearest valid value is 480"
+    ):
         rules.check(49, 484, 720)
     snapped = rules.check(50, 484, 725, snap=True)
     assert (snapped.num_frames, snapped.height, snapped.width) == (49, 480, 720)
@@ -56,8 +65,9 @@ def test_v10_rules_errors_and_snapping():
 
 
 def test_v15_rules_pad_and_default_size_is_not_the_2400_pixel_trap():
-    rules = ShapeRules.for_model(dit(patch_size_t=2, sample_height=300, sample_width=300,
-                                     sample_frames=81))
+    rules = ShapeRules.for_model(
+        dit(patch_size_t=2, sample_height=300, sample_width=300, sample_frames=81)
+    )
     d = rules.defaults()
     assert (d.height, d.width, d.num_frames, d.fps) == (768, 1360, 81, 16)
     shape = rules.check(81, 768, 1360)
@@ -72,7 +82,9 @@ def test_v15_rules_pad_and_default_size_is_not_the_2400_pixel_trap():
 def test_learned_position_models_run_only_at_their_size():
     rules = ShapeRules.for_model(dit(use_learned_positional_embeddings=True))
     rules.check(49, 480, 720)
-    with pytest.raises(ValueError, match=r"learned position table.*num_frames=49, height=480, width=720"):
+    with pytest.raises(
+        ValueError, match=r"learned position table.*num_frames=49, height=480, width=720"
+    ):
         rules.check(49, 480, 736)
 
 
@@ -106,8 +118,9 @@ def test_non_finite_latents_stop_with_a_clear_message(make_folder):
 
 def test_staged_pipeline_frees_each_stage_and_matches_resident(make_folder):
     folder = make_folder(SPEC)
-    kw = dict(prompt="a red car", height=16, width=32, num_frames=9, num_inference_steps=3,
-              progress=False)
+    kw = dict(
+        prompt="a red car", height=16, width=32, num_frames=9, num_inference_steps=3, progress=False
+    )
     resident = TextToVideoPipeline.from_pretrained(folder)
     staged = TextToVideoPipeline.from_pretrained(folder, residency="staged")
     assert all(c.peek() is None for c in (staged.text_encoder, staged.transformer, staged.vae))

@@ -29,16 +29,27 @@ TINY_VARIANTS = {
     "2b-sincos": DiTConfig.tiny(),
     "5b-rope": DiTConfig.tiny(use_rotary_positional_embeddings=True),
     "5b-i2v-learned-rope": DiTConfig.tiny(
-        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=True,
         in_channels=8,
     ),
     "1.5-slice-rope": DiTConfig.tiny(
-        use_rotary_positional_embeddings=True, patch_size_t=2, patch_bias=False,
-        sample_frames=13, sample_height=16, sample_width=16,
+        use_rotary_positional_embeddings=True,
+        patch_size_t=2,
+        patch_bias=False,
+        sample_frames=13,
+        sample_height=16,
+        sample_width=16,
     ),
     "1.5-i2v-ofs": DiTConfig.tiny(
-        use_rotary_positional_embeddings=True, patch_size_t=2, patch_bias=False,
-        sample_frames=13, sample_height=16, sample_width=16, in_channels=8, ofs_embed_dim=32,
+        use_rotary_positional_embeddings=True,
+        patch_size_t=2,
+        patch_bias=False,
+        sample_frames=13,
+        sample_height=16,
+        sample_width=16,
+        in_channels=8,
+        ofs_embed_dim=32,
     ),
 }
 
@@ -58,7 +69,9 @@ def randomize(module: torch.nn.Module, seed: int = 0, std: float = 0.3) -> dict[
         for k, v in module.state_dict().items()
     }
     # LayerNorm gains near 1 keep activations in a sensible range through the blocks.
-    gains = {f"{name}.weight" for name, m in module.named_modules() if isinstance(m, torch.nn.LayerNorm)}
+    gains = {
+        f"{name}.weight" for name, m in module.named_modules() if isinstance(m, torch.nn.LayerNorm)
+    }
     state = {k: (1 + v if k in gains else v) for k, v in state.items()}
     module.load_state_dict(state)
     return state

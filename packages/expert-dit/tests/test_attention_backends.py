@@ -38,7 +38,10 @@ def test_context_manager_selects_and_restores():
             assert current_attention_backend() == "sdpa"
         assert current_attention_backend() == "math"
     assert current_attention_backend() == "sdpa"
-    with pytest.raises(ValueError, match="attention_backend must be one of"), use_attention_backend("nope"):
+    with (
+        pytest.raises(ValueError, match="attention_backend must be one of"),
+        use_attention_backend("nope"),
+    ):
         pass
 
 
@@ -83,8 +86,12 @@ def test_xformers_unavailable_or_cpu_is_a_clear_error():
 def test_xformers_matches_sdpa_on_gpu():
     pytest.importorskip("xformers")
     q, k, v = (torch.randn(2, 3, 77, 64, device="cuda", dtype=torch.float16) for _ in range(3))
-    torch.testing.assert_close(attention(q, k, v, backend="xformers"),
-                               attention(q, k, v, backend="sdpa"), rtol=2e-3, atol=2e-3)
+    torch.testing.assert_close(
+        attention(q, k, v, backend="xformers"),
+        attention(q, k, v, backend="sdpa"),
+        rtol=2e-3,
+        atol=2e-3,
+    )
 
 
 def _grads(model, latents, text, timestep):
@@ -94,11 +101,14 @@ def _grads(model, latents, text, timestep):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("variant", [
-    {"use_rotary_positional_embeddings": True},
-    {"use_rotary_positional_embeddings": True, "patch_size_t": 2, "ofs_embed_dim": 0},
-    {},
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"use_rotary_positional_embeddings": True},
+        {"use_rotary_positional_embeddings": True, "patch_size_t": 2, "ofs_embed_dim": 0},
+        {},
+    ],
+)
 def test_gradient_checkpointing_same_gradients(variant):
     torch.manual_seed(2)
     model = ExpertDiT(DiTConfig.tiny(**variant)).train()

@@ -13,10 +13,14 @@ def models():
     torch.manual_seed(0)
     return {
         "rope": ExpertDiT(DiTConfig.tiny(use_rotary_positional_embeddings=True)).eval(),
-        "learned": ExpertDiT(DiTConfig.tiny(use_rotary_positional_embeddings=True,
-                                            use_learned_positional_embeddings=True)).eval(),
-        "v15": ExpertDiT(DiTConfig.tiny(use_rotary_positional_embeddings=True, patch_size_t=2,
-                                        ofs_embed_dim=32)).eval(),
+        "learned": ExpertDiT(
+            DiTConfig.tiny(
+                use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True
+            )
+        ).eval(),
+        "v15": ExpertDiT(
+            DiTConfig.tiny(use_rotary_positional_embeddings=True, patch_size_t=2, ofs_embed_dim=32)
+        ).eval(),
         "sincos": ExpertDiT(DiTConfig.tiny()).eval(),
     }
 
@@ -34,11 +38,15 @@ def test_wrong_latent_channels(models):
 
 
 def test_latents_rank(models):
-    with pytest.raises(ValueError, match=r"latents must be a \[B, F, C, H, W\] tensor, got \(2, 4, 8, 12\)"):
+    with pytest.raises(
+        ValueError, match=r"latents must be a \[B, F, C, H, W\] tensor, got \(2, 4, 8, 12\)"
+    ):
         _call(models["rope"], torch.zeros(2, 4, 8, 12))
 
 
-@pytest.mark.parametrize(("shape", "name"), [((1, 2, 4, 7, 12), "height=7"), ((1, 2, 4, 8, 9), "width=9")])
+@pytest.mark.parametrize(
+    ("shape", "name"), [((1, 2, 4, 7, 12), "height=7"), ((1, 2, 4, 8, 9), "width=9")]
+)
 def test_spatial_size_not_divisible_by_patch(models, shape, name):
     with pytest.raises(ValueError, match=rf"latent {name} is not divisible by patch_size=2"):
         _call(models["rope"], torch.zeros(shape))
@@ -46,14 +54,18 @@ def test_spatial_size_not_divisible_by_patch(models, shape, name):
 
 def test_frames_not_divisible_by_patch_t(models):
     latents = torch.zeros(1, 3, 4, 8, 12)
-    with pytest.raises(ValueError, match=r"F=3 is not divisible by patch_size_t=2; pass pad_frames=True"):
+    with pytest.raises(
+        ValueError, match=r"F=3 is not divisible by patch_size_t=2; pass pad_frames=True"
+    ):
         _call(models["v15"], latents, ofs=2.0)
     out = _call(models["v15"], latents, ofs=2.0, pad_frames=True)
     assert out.shape == (1, 3, 4, 8, 12)
 
 
 def test_text_width_and_batch(models):
-    with pytest.raises(ValueError, match=r"text_embeds width 16 does not match the model's text_embed_dim=32"):
+    with pytest.raises(
+        ValueError, match=r"text_embeds width 16 does not match the model's text_embed_dim=32"
+    ):
         _call(models["rope"], text=torch.zeros(1, 8, 16))
     with pytest.raises(ValueError, match=r"text_embeds batch 2 does not match the latents batch 1"):
         _call(models["rope"], text=torch.zeros(2, 8, 32))
@@ -63,7 +75,9 @@ def test_text_width_and_batch(models):
 
 def test_timestep_shape(models):
     latents = torch.zeros(2, 2, 4, 8, 12)
-    with pytest.raises(ValueError, match=r"timestep must be a scalar, \[1\] or \[B\]=\[2\], got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"timestep must be a scalar, \[1\] or \[B\]=\[2\], got shape \(3,\)"
+    ):
         _call(models["rope"], latents, timestep=torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match=r"got shape \(2, 1\)"):
         _call(models["rope"], latents, timestep=torch.ones(2, 1))
@@ -73,7 +87,10 @@ def test_timestep_shape(models):
 
 def test_learned_table_other_size(models):
     learned = models["learned"]
-    with pytest.raises(ValueError, match=r"learned position table for latents of \(F, H, W\)=\(3, 8, 12\) only .* got \(F, H, W\)=\(3, 10, 12\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"learned position table for latents of \(F, H, W\)=\(3, 8, 12\) only .* got \(F, H, W\)=\(3, 10, 12\)",
+    ):
         _call(learned, torch.zeros(1, 3, 4, 10, 12))
     with pytest.raises(ValueError, match=r"\(F, H, W\)=\(2, 8, 12\)"):
         _call(learned, torch.zeros(1, 2, 4, 8, 12))
@@ -90,14 +107,19 @@ def test_ofs_required_exactly_for_ofs_models(models):
 
 
 def test_rope_grid_argument(models):
-    with pytest.raises(ValueError, match=r"rope_grid must be one of 'linspace', 'slice', got 'cubic'"):
+    with pytest.raises(
+        ValueError, match=r"rope_grid must be one of 'linspace', 'slice', got 'cubic'"
+    ):
         _call(models["rope"], rope_grid="cubic")
     with pytest.raises(ValueError, match=r"rope_grid='slice' was given but this model has no RoPE"):
         _call(models["sincos"], rope_grid="slice")
 
 
 def test_attention_backend_argument(models):
-    with pytest.raises(ValueError, match=r"attention_backend must be one of 'sdpa', 'xformers', 'math', got 'flash'"):
+    with pytest.raises(
+        ValueError,
+        match=r"attention_backend must be one of 'sdpa', 'xformers', 'math', got 'flash'",
+    ):
         _call(models["rope"], attention_backend="flash")
 
 

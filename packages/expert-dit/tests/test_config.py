@@ -10,9 +10,13 @@ from cogvx.expert_dit import DiTConfig
 
 
 def test_presets_match_spec():
-    c2, c5, ci, c15, c15i = (DiTConfig.cogvideox_2b(), DiTConfig.cogvideox_5b(),
-                             DiTConfig.cogvideox_5b_i2v(), DiTConfig.cogvideox_1_5_5b(),
-                             DiTConfig.cogvideox_1_5_5b_i2v())
+    c2, c5, ci, c15, c15i = (
+        DiTConfig.cogvideox_2b(),
+        DiTConfig.cogvideox_5b(),
+        DiTConfig.cogvideox_5b_i2v(),
+        DiTConfig.cogvideox_1_5_5b(),
+        DiTConfig.cogvideox_1_5_5b_i2v(),
+    )
     assert (c2.num_layers, c2.inner_dim, c2.use_rotary_positional_embeddings) == (30, 1920, False)
     assert (c5.num_layers, c5.inner_dim, c5.use_rotary_positional_embeddings) == (42, 3072, True)
     assert (ci.in_channels, ci.use_learned_positional_embeddings) == (32, True)
@@ -44,7 +48,9 @@ def test_bad_configs():
         DiTConfig.from_dict({"num_layer": 3})
     with pytest.raises(ValueError, match="_class_name='AutoencoderKLCogVideoX'"):
         DiTConfig.from_dict({"_class_name": "AutoencoderKLCogVideoX"})
-    with pytest.raises(ValueError, match=r"DiTConfig.attention_head_dim=24 is invalid: RoPE needs a multiple of 16"):
+    with pytest.raises(
+        ValueError, match=r"DiTConfig.attention_head_dim=24 is invalid: RoPE needs a multiple of 16"
+    ):
         DiTConfig.tiny(attention_head_dim=24, use_rotary_positional_embeddings=True)
     with pytest.raises(ValueError, match="learned position table needs use_rotary"):
         DiTConfig.tiny(use_learned_positional_embeddings=True)

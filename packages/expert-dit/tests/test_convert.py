@@ -42,7 +42,7 @@ def to_sat(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         match = re.fullmatch(r"transformer_blocks\.(\d+)\.(.+)", key)
         if match is None:
             prefix = next(p for p in _TOP if key.startswith(p))
-            sat[PREFIX + _TOP[prefix] + key[len(prefix):]] = value
+            sat[PREFIX + _TOP[prefix] + key[len(prefix) :]] = value
             continue
         layer, rest = int(match.group(1)), match.group(2)
         qkv = re.fullmatch(r"attn1\.to_([qkv])\.(weight|bias)", rest)
@@ -57,7 +57,7 @@ def to_sat(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             blocks[(layer, "ada" + ada.group(1), ada.group(2))] = value
         else:
             ours, theirs = next((o, t) for o, t in _BLOCK if rest.startswith(o))
-            sat[f"{PREFIX}transformer.layers.{layer}.{theirs}{rest[len(ours):]}"] = value
+            sat[f"{PREFIX}transformer.layers.{layer}.{theirs}{rest[len(ours) :]}"] = value
     layers = {layer for layer, _, _ in blocks}
     for layer in layers:
         for kind in ("weight", "bias"):
@@ -67,7 +67,9 @@ def to_sat(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             n2 = blocks[(layer, "ada2", kind)].chunk(6)
             # SAT order: msa (shift, scale, gate), mlp (...), text msa (...), text mlp (...).
             twelve = n1[0:3] + n2[0:3] + n1[3:6] + n2[3:6]
-            sat[f"{PREFIX}mixins.adaln_layer.adaLN_modulations.{layer}.1.{kind}"] = torch.cat(twelve)
+            sat[f"{PREFIX}mixins.adaln_layer.adaLN_modulations.{layer}.1.{kind}"] = torch.cat(
+                twelve
+            )
     return sat
 
 
@@ -90,13 +92,17 @@ def test_convert_inverse_mapping_every_variant(tiny_variants, helpers):
 
 def test_adaln_twelve_way_split_order():
     dim = 2
-    rows = torch.arange(12 * dim, dtype=torch.float32)[:, None].expand(-1, 3)  # chunk c has rows 2c, 2c+1
+    rows = torch.arange(12 * dim, dtype=torch.float32)[:, None].expand(
+        -1, 3
+    )  # chunk c has rows 2c, 2c+1
     out = convert_sat_state_dict({f"{PREFIX}mixins.adaln_layer.adaLN_modulations.0.1.weight": rows})
     chunk_ids = lambda t: (t[::dim, 0] / dim).long().tolist()  # noqa: E731
     assert chunk_ids(out["transformer_blocks.0.norm1.linear.weight"]) == [0, 1, 2, 6, 7, 8]
     assert chunk_ids(out["transformer_blocks.0.norm2.linear.weight"]) == [3, 4, 5, 9, 10, 11]
     with pytest.raises(ValueError, match="not a multiple of 12"):
-        convert_sat_state_dict({f"{PREFIX}mixins.adaln_layer.adaLN_modulations.0.1.bias": torch.zeros(13)})
+        convert_sat_state_dict(
+            {f"{PREFIX}mixins.adaln_layer.adaLN_modulations.0.1.bias": torch.zeros(13)}
+        )
 
 
 def test_convert_checkpoint_file_to_folder(tmp_path, tiny_variants, helpers):
@@ -110,8 +116,11 @@ def test_convert_checkpoint_file_to_folder(tmp_path, tiny_variants, helpers):
         torch.testing.assert_close(value, state[key], rtol=0, atol=0)
     # A checkpoint of another size fails with the key/shape report.
     with pytest.raises(ValueError, match="mis-shaped keys"):
-        convert_sat_checkpoint(tmp_path / "mp_rank_00_model_states.pt", tmp_path / "bad",
-                               config.replace(num_attention_heads=4))
+        convert_sat_checkpoint(
+            tmp_path / "mp_rank_00_model_states.pt",
+            tmp_path / "bad",
+            config.replace(num_attention_heads=4),
+        )
     with pytest.raises(FileNotFoundError, match="does not exist"):
         convert_sat_checkpoint(tmp_path / "missing.pt", tmp_path / "x", config)
 

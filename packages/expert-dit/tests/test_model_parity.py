@@ -63,8 +63,9 @@ def test_native_size(tiny_config, helpers):
 def test_non_native_size(tiny_variants, helpers, variant, size):
     tiny_config = tiny_variants[variant]
     frames, height, width = size
-    ref, ours, latents, text, timestep, ofs = _run_pair(tiny_config, helpers, frames, height, width,
-                                                        text_len=5, seed=3)
+    ref, ours, latents, text, timestep, ofs = _run_pair(
+        tiny_config, helpers, frames, height, width, text_len=5, seed=3
+    )
     if tiny_config.uses_sincos_positions:
         # The reference's sin-cos table has max_text_seq_length text rows: it needs L = 8.
         text = torch.randn(2, tiny_config.max_text_seq_length, tiny_config.text_embed_dim)
@@ -125,9 +126,7 @@ def test_bf16_close_to_fp32(tiny_variants, helpers):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "make", ["cogvideox_2b", "cogvideox_5b_i2v", "cogvideox_1_5_5b_i2v"]
-)
+@pytest.mark.parametrize("make", ["cogvideox_2b", "cogvideox_5b_i2v", "cogvideox_1_5_5b_i2v"])
 def test_official_width_one_block(make, helpers):
     """Full widths (D = 1920 / 3072, text 4096, head dim 64), one block, a small latent."""
     from cogvx.expert_dit import DiTConfig
@@ -137,8 +136,9 @@ def test_official_width_one_block(make, helpers):
     if config.use_learned_positional_embeddings:  # the table fixes the size: use a small native one
         config = config.replace(sample_height=8, sample_width=12, sample_frames=5)
     frames = 2
-    ref, ours, latents, text, timestep, ofs = _run_pair(config, helpers, frames, 8, 12,
-                                                        text_len=16, batch=1, seed=13)
+    ref, ours, latents, text, timestep, ofs = _run_pair(
+        config, helpers, frames, 8, 12, text_len=16, batch=1, seed=13
+    )
     expected = _reference_forward(ref, config, helpers, latents, text, timestep, ofs)
     with torch.no_grad():
         got = ours(latents, text, timestep, ofs=ofs)

@@ -14,7 +14,10 @@ VARIANTS = {
     "sincos_2b": dict(),
     "rope_slice_1.5": dict(use_rotary_positional_embeddings=True, patch_size_t=2, patch_bias=False),
     "ofs_1.5_i2v": dict(
-        use_rotary_positional_embeddings=True, patch_size_t=2, patch_bias=False, in_channels=8,
+        use_rotary_positional_embeddings=True,
+        patch_size_t=2,
+        patch_bias=False,
+        in_channels=8,
         ofs_embed_dim=32,
     ),
 }
@@ -70,8 +73,14 @@ def _patchify(latents: torch.Tensor, config: DiTConfig) -> tuple[torch.Tensor, t
 def _unpatchify(tokens, grid, config, pad):
     pt, p = config.patch_t, config.patch_size
     out = rearrange(
-        tokens, "(t h w) (c o p q) -> (t o) c (h p) (w q)",
-        t=grid[0], h=grid[1], w=grid[2], o=pt, p=p, q=p,
+        tokens,
+        "(t h w) (c o p q) -> (t o) c (h p) (w q)",
+        t=grid[0],
+        h=grid[1],
+        w=grid[2],
+        o=pt,
+        p=p,
+        q=p,
     )
     return out[pad:]
 
@@ -93,8 +102,13 @@ def _run_reference(model, latents, texts, timesteps, weights, ofs):
     txt = [x.clone().requires_grad_() for x in texts]
     outs = []
     for i in range(len(lat)):
-        o = model(lat[i][None], txt[i][None], timesteps[i : i + 1], pad_frames=True,
-                  ofs=None if ofs is None else ofs[i : i + 1])
+        o = model(
+            lat[i][None],
+            txt[i][None],
+            timesteps[i : i + 1],
+            pad_frames=True,
+            ofs=None if ofs is None else ofs[i : i + 1],
+        )
         outs.append(o[0])
     sum((o * w).sum() for o, w in zip(outs, weights)).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -109,8 +123,14 @@ def _run_packed(model, latents, texts, timesteps, weights, ofs, **kwargs):
     packed = [_patchify(x, config) for x in lat]
     tokens = torch.cat([t for t, _, _ in packed])
     out = packed_forward(
-        model, tokens, torch.cat(txt), text_lengths=[x.shape[0] for x in txt],
-        grids=[g for _, g, _ in packed], timestep=timesteps, ofs=ofs, **kwargs,
+        model,
+        tokens,
+        torch.cat(txt),
+        text_lengths=[x.shape[0] for x in txt],
+        grids=[g for _, g, _ in packed],
+        timestep=timesteps,
+        ofs=ofs,
+        **kwargs,
     )
     outs = [
         _unpatchify(part, g, config, pad)
@@ -142,8 +162,9 @@ def test_packed_equals_per_sample(variant, mode):
 
 def test_learned_positions_and_checkpointing():
     # 5B-I2V: learned table at the native size only (3 latent frames of 8x12, 8 text tokens).
-    config = DiTConfig.tiny(use_rotary_positional_embeddings=True,
-                            use_learned_positional_embeddings=True, in_channels=8)
+    config = DiTConfig.tiny(
+        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True, in_channels=8
+    )
     model = _random_model(config)
     with torch.no_grad():
         model.patch_embed.pos_embedding.normal_()
@@ -168,9 +189,13 @@ def test_samples_do_not_leak_into_each_other():
             lat = [latents[0], latents[1] * scale]
             packed = [_patchify(x, config) for x in lat]
             out = packed_forward(
-                PackedExpertDiT(model).dit, torch.cat([t for t, _, _ in packed]), torch.cat(texts),
-                text_lengths=TEXT_LENGTHS[:2], grids=[g for _, g, _ in packed],
-                timestep=timesteps, attention_mode="mask",
+                PackedExpertDiT(model).dit,
+                torch.cat([t for t, _, _ in packed]),
+                torch.cat(texts),
+                text_lengths=TEXT_LENGTHS[:2],
+                grids=[g for _, g, _ in packed],
+                timestep=timesteps,
+                attention_mode="mask",
             )
             outs.append(out[: packed[0][0].shape[0]])
     assert torch.allclose(outs[0], outs[1], rtol=0, atol=1e-6)

@@ -29,12 +29,21 @@ def test_sincos_matches_diffusers(dim, grid):
 
 @pytest.mark.parametrize(
     ("latent", "base"),
-    [((13, 60, 90), (60, 90)), ((13, 96, 170), (60, 90)), ((7, 90, 60), (60, 90)),
-     ((4, 8, 12), (8, 12)), ((2, 10, 6), (8, 12))],
+    [
+        ((13, 60, 90), (60, 90)),
+        ((13, 96, 170), (60, 90)),
+        ((7, 90, 60), (60, 90)),
+        ((4, 8, 12), (8, 12)),
+        ((2, 10, 6), (8, 12)),
+    ],
 )
 def test_rope_linspace_matches_pipeline_helper(latent, base, helpers):
-    config = DiTConfig.tiny(use_rotary_positional_embeddings=True, attention_head_dim=64,
-                            sample_height=base[0], sample_width=base[1])
+    config = DiTConfig.tiny(
+        use_rotary_positional_embeddings=True,
+        attention_head_dim=64,
+        sample_height=base[0],
+        sample_width=base[1],
+    )
     frames, height, width = latent
     expected = helpers.reference_rope(config, frames, height, width)
     got = rope_tables(config, frames, height // 2, width // 2, "linspace")
@@ -62,8 +71,10 @@ def test_rope_native_linspace_is_integer_grid():
 
 
 @given(
-    h=st.integers(1, 200), w=st.integers(1, 200),
-    base_h=st.integers(1, 200), base_w=st.integers(1, 200),
+    h=st.integers(1, 200),
+    w=st.integers(1, 200),
+    base_h=st.integers(1, 200),
+    base_w=st.integers(1, 200),
 )
 def test_resize_crop_region_matches_pipeline(h, w, base_h, base_w):
     from diffusers.pipelines.cogvideo.pipeline_cogvideox import get_resize_crop_region_for_grid
@@ -87,6 +98,7 @@ def test_position_cache_is_bounded_and_reused():
         def make():
             calls.append(n)
             return torch.zeros(n)
+
         return make
 
     a = cache.get(1, build(1))
@@ -101,8 +113,9 @@ def test_position_cache_is_bounded_and_reused():
 
 
 def test_model_caches_tables_per_shape():
-    model = ExpertDiT(DiTConfig.tiny(use_rotary_positional_embeddings=True),
-                      position_cache_size=2).eval()
+    model = ExpertDiT(
+        DiTConfig.tiny(use_rotary_positional_embeddings=True), position_cache_size=2
+    ).eval()
     text = torch.zeros(1, 3, 32)
     with torch.no_grad():
         for size in [(8, 12), (8, 12), (4, 4), (6, 6), (8, 12)]:

@@ -13,8 +13,9 @@ def test_fp32_inputs_untouched():
     x, w, b = torch.randn(5, 7), torch.randn(3, 7), torch.randn(3)
     for mode in ("fp32", "native", "auto"):
         with use_half_matmul(mode):
-            torch.testing.assert_close(linear(x, w, b), torch.nn.functional.linear(x, w, b),
-                                       rtol=0, atol=0)
+            torch.testing.assert_close(
+                linear(x, w, b), torch.nn.functional.linear(x, w, b), rtol=0, atol=0
+            )
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -82,7 +82,9 @@ def test_resave_removes_stale_shards(tmp_path, tiny_variants, helpers):
     model.save_pretrained(tmp_path, max_shard_size=20_000)
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "diffusion_pytorch_model.safetensors"]
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+    ]
     _same(model, ExpertDiT.from_pretrained(tmp_path))
 
 
@@ -157,4 +159,5 @@ def test_config_json_roundtrip_with_reference_keys(tmp_path, tiny_variants):
         ours = config.to_dict()
         assert set(ours) == set(written)
         assert {k: v for k, v in ours.items() if k != "_diffusers_version"} == {
-            k: v for k, v in written.items() if k != "_diffusers_version"}
+            k: v for k, v in written.items() if k != "_diffusers_version"
+        }

@@ -10,14 +10,30 @@ from cogvx.videoio import (
     resolve_path,
 )
 
-GOOD = {"path": "clips/0001.mp4", "caption": "a cat", "type": "video", "frames": 49,
-        "height": 480, "width": 720, "fps": 8.0, "scores": {"motion": 1.5}, "tags": ["cat"]}
+GOOD = {
+    "path": "clips/0001.mp4",
+    "caption": "a cat",
+    "type": "video",
+    "frames": 49,
+    "height": 480,
+    "width": 720,
+    "fps": 8.0,
+    "scores": {"motion": 1.5},
+    "tags": ["cat"],
+}
 
 
 def test_round_trip_keeps_unknown_keys(tmp_path):
     path = tmp_path / "m.jsonl"
-    img = {"path": "/abs/img.png", "caption": "", "type": "image", "frames": 1, "height": 64,
-           "width": 64, "source": "laion"}
+    img = {
+        "path": "/abs/img.png",
+        "caption": "",
+        "type": "image",
+        "frames": 1,
+        "height": 64,
+        "width": 64,
+        "source": "laion",
+    }
     with ManifestWriter(path) as w:
         w.write(GOOD)
         w.write(ManifestRecord.from_dict(img))

@@ -25,7 +25,9 @@ ENTRY_POINT_GROUP = "cogvx.commands"
 
 def available_commands() -> dict[str, EntryPoint]:
     """Installed subcommands by name (entry points are listed, not loaded)."""
-    return {ep.name: ep for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)}
+    return {
+        ep.name: ep for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    }
 
 
 def _usage(commands: Mapping[str, object]) -> str:

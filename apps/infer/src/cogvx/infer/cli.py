@@ -63,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Extra key=value arguments are Hydra overrides, e.g. sampling.steps=30 vae.tiling=true "
         "preset=cogvideox_5b. Config keys: pipeline.*, sampling.*, vae.*, lora.*, output.*, batch.*",
     )
-    p.add_argument("args", nargs="*", metavar="PROMPT | key=value",
-                   help="the prompt, and any Hydra overrides")
+    p.add_argument(
+        "args", nargs="*", metavar="PROMPT | key=value", help="the prompt, and any Hydra overrides"
+    )
     p.add_argument("--model", help="model folder (model_index.json + component subfolders)")
     p.add_argument("--task", choices=["t2v", "i2v", "v2v"], help="default: the folder's own task")
     p.add_argument("--prompt-file", help="batch mode: one prompt per line (or .jsonl)")
@@ -86,10 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--tiling", action="store_true", help="tiled VAE encode/decode")
-    p.add_argument("--staged", action="store_true",
-                   help="load each model only for its stage (lowest peak memory)")
-    p.add_argument("--offload", action="store_true",
-                   help="keep models in CPU memory, move each to the device for its stage")
+    p.add_argument(
+        "--staged",
+        action="store_true",
+        help="load each model only for its stage (lowest peak memory)",
+    )
+    p.add_argument(
+        "--offload",
+        action="store_true",
+        help="keep models in CPU memory, move each to the device for its stage",
+    )
     p.add_argument("--lora", help="LoRA folder or pytorch_lora_weights.safetensors")
     p.add_argument("--lora-scale", type=float)
     p.add_argument("--fuse-lora", action="store_true")
@@ -184,8 +191,9 @@ def _build(cfg, device: torch.device | None = None):
         pipe_cfg["device"] = str(device)
     pipe = instantiate(pipe_cfg)
     v = cfg.vae
-    pipe.set_vae_runtime(tiling=v.tiling, encode_frames=v.encode_frames,
-                         decode_latent_frames=v.decode_latent_frames)
+    pipe.set_vae_runtime(
+        tiling=v.tiling, encode_frames=v.encode_frames, decode_latent_frames=v.decode_latent_frames
+    )
     if cfg.lora.path:
         pipe.load_lora_weights(cfg.lora.path, scale=cfg.lora.scale)
         if cfg.lora.fuse:
@@ -222,8 +230,9 @@ def _check_shape_early(cfg) -> None:
     s = cfg.sampling
     d = rules.defaults()
     frames = d.num_frames if cfg.video else (s.num_frames or d.num_frames)
-    rules.check(frames, s.height or d.height, s.width or d.width, snap=s.snap,
-                strict_frames=s.strict_frames)
+    rules.check(
+        frames, s.height or d.height, s.width or d.width, snap=s.snap, strict_frames=s.strict_frames
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     task = pipe.task
     kwargs = _call_kwargs(cfg, task) | _conditioning(cfg, task)
     generator = torch.Generator().manual_seed(int(cfg.sampling.seed))
-    result = pipe(prompt=cfg.prompt, generator=generator, progress=progress, return_report=True,
-                  **kwargs)
+    result = pipe(
+        prompt=cfg.prompt, generator=generator, progress=progress, return_report=True, **kwargs
+    )
     paths = pipe.save_video(result.frames, output, fps=cfg.output.fps)
     shape = result.shape
     print(
@@ -283,8 +293,15 @@ def _main_batch(cfg, progress: bool) -> int:
     devices = cfg.batch.devices
     devices = int(devices) if str(devices).isdigit() else devices
     paths = run_batch(
-        records, lambda device: _build(cfg, device), call, out_dir, suffix=f".{fmt}",
-        fps=cfg.output.fps, accelerator=cfg.batch.accelerator, devices=devices, progress=progress,
+        records,
+        lambda device: _build(cfg, device),
+        call,
+        out_dir,
+        suffix=f".{fmt}",
+        fps=cfg.output.fps,
+        accelerator=cfg.batch.accelerator,
+        devices=devices,
+        progress=progress,
     )
     for p in paths:
         print(p)

@@ -138,7 +138,9 @@ class _VideoPipeline:
             vae_info = VAEInfo.from_config(self.vae.acquire().config)
         self.transformer_config = transformer_config
         self.vae_info = vae_info
-        self.rules = ShapeRules.for_model(transformer_config, spatial_factor=vae_info.spatial_factor)
+        self.rules = ShapeRules.for_model(
+            transformer_config, spatial_factor=vae_info.spatial_factor
+        )
         # LoRA adapters as (path, adapter name, scale); re-applied when a staged transformer reloads.
         self.loras: list[_LoraSpec] = []
         self.lora_fused = False
@@ -191,7 +193,9 @@ class _VideoPipeline:
             scheduler = sampler
         elif sampler is not None:
             scheduler = scheduler.replace(sampler=sampler)
-        transformer_config = DiTConfig.from_json_file(folder.component("transformer") / "config.json")
+        transformer_config = DiTConfig.from_json_file(
+            folder.component("transformer") / "config.json"
+        )
         vae_config_path = folder.component("vae") / "config.json"
         if not vae_config_path.is_file():
             raise FileNotFoundError(f"VAE config not found: {vae_config_path}")
@@ -255,7 +259,8 @@ class _VideoPipeline:
             raise ValueError("LoRA weights are fused: unfuse before changing the scale")
         self.loras = [
             _LoraSpec(s.path, s.adapter_name, float(scale))
-            if adapter_name in (None, s.adapter_name) else s
+            if adapter_name in (None, s.adapter_name)
+            else s
             for s in self.loras
         ]
         module = self.transformer.peek()
@@ -338,7 +343,9 @@ class _VideoPipeline:
             if do_classifier_free_guidance and negative_prompt_embeds is None:
                 if unconditional == "zeros":
                     if negative_prompt is not None:
-                        raise ValueError("negative_prompt cannot be used with unconditional='zeros'")
+                        raise ValueError(
+                            "negative_prompt cannot be used with unconditional='zeros'"
+                        )
                     negative_prompt_embeds = torch.zeros_like(prompt_embeds)
                 else:
                     negatives = negative_prompt or ""
@@ -446,8 +453,9 @@ class _VideoPipeline:
                 with torch.no_grad():
                     v = transformer(model_input, prompt_embeds, timestep, ofs=ofs)
                 v = v.float()
-                check_finite(v, where=f"the transformer output at step {i} (t={int(t)})",
-                             dtype=self.dtype)
+                check_finite(
+                    v, where=f"the transformer output at step {i} (t={int(t)})", dtype=self.dtype
+                )
                 if do_classifier_free_guidance:
                     scale = guidance_scale_at(
                         guidance_scale,
@@ -462,8 +470,9 @@ class _VideoPipeline:
                     v, latents, t, timestep_back=back, old_pred_x0=old_x0, generator=generator
                 )
                 latents = latents.to(prompt_embeds.dtype)
-                check_finite(latents, where=f"the latents after step {i} (t={int(t)})",
-                             dtype=self.dtype)
+                check_finite(
+                    latents, where=f"the latents after step {i} (t={int(t)})", dtype=self.dtype
+                )
                 if callback is not None:
                     callback(i, int(t), latents)
         finally:
@@ -473,7 +482,11 @@ class _VideoPipeline:
     # ---- call plumbing ---------------------------------------------------------------------------
 
     def _resolve_shape(
-        self, num_frames: int | None, height: int | None, width: int | None, snap: bool,
+        self,
+        num_frames: int | None,
+        height: int | None,
+        width: int | None,
+        snap: bool,
         strict_frames: bool,
     ) -> VideoShape:
         f0, h0, w0 = self.default_size()
@@ -503,8 +516,9 @@ class _VideoPipeline:
             return len(prompt)
         raise TypeError(f"prompt must be a str or a non-empty list of str, got {prompt!r}")
 
-    def _finish(self, latents: torch.Tensor, shape: VideoShape, output_type: OutputType,
-                progress: bool) -> Any:
+    def _finish(
+        self, latents: torch.Tensor, shape: VideoShape, output_type: OutputType, progress: bool
+    ) -> Any:
         if output_type == "latent":
             return latents
         latents = latents[:, shape.additional_frames :]
@@ -576,7 +590,11 @@ def _to_chw_unit(image: Any) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"image arrays must be [H, W, 3], got {image.shape}")
-        arr = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+        arr = (
+            image.astype(np.float32) / 255.0
+            if image.dtype == np.uint8
+            else image.astype(np.float32)
+        )
         return torch.from_numpy(arr).permute(2, 0, 1)
     if isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
@@ -681,9 +699,13 @@ class TextToVideoPipeline(_VideoPipeline):
 
         with report.stage("text encoding", self.device):
             embeds, negative = self.encode_prompt(
-                prompt, negative_prompt, do_classifier_free_guidance=do_cfg,
-                prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-                max_sequence_length=max_sequence_length, unconditional=unconditional,
+                prompt,
+                negative_prompt,
+                do_classifier_free_guidance=do_cfg,
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
+                max_sequence_length=max_sequence_length,
+                unconditional=unconditional,
             )
             if do_cfg:
                 embeds = torch.cat([negative, embeds], dim=0)
@@ -691,21 +713,31 @@ class TextToVideoPipeline(_VideoPipeline):
         with report.stage("denoising", self.device):
             sampler = make_sampler(self.scheduler, num_inference_steps, device=self.device)
             latent_shape = (
-                batch, shape.padded_latent_frames, self.transformer_config.in_channels,
+                batch,
+                shape.padded_latent_frames,
+                self.transformer_config.in_channels,
                 shape.height // self.vae_info.spatial_factor,
                 shape.width // self.vae_info.spatial_factor,
             )
             if latents is None:
-                latents = randn(latent_shape, generator=generator, device=self.device,
-                                dtype=embeds.dtype)
+                latents = randn(
+                    latent_shape, generator=generator, device=self.device, dtype=embeds.dtype
+                )
             else:
                 latents = self._check_latents_arg(latents, latent_shape)
             latents = latents * sampler.init_noise_sigma
             latents = self._denoise(
-                latents, embeds, sampler=sampler, timesteps=sampler.timesteps,
-                guidance_scale=guidance_scale, do_classifier_free_guidance=do_cfg,
-                guidance_schedule=schedule, num_steps_for_guidance=num_inference_steps,
-                generator=generator, progress=progress, callback=callback,
+                latents,
+                embeds,
+                sampler=sampler,
+                timesteps=sampler.timesteps,
+                guidance_scale=guidance_scale,
+                do_classifier_free_guidance=do_cfg,
+                guidance_schedule=schedule,
+                num_steps_for_guidance=num_inference_steps,
+                generator=generator,
+                progress=progress,
+                callback=callback,
             )
 
         with report.stage("decoding", self.device):
@@ -777,9 +809,13 @@ class ImageToVideoPipeline(_VideoPipeline):
 
         with report.stage("text encoding", self.device):
             embeds, negative = self.encode_prompt(
-                prompt, negative_prompt, do_classifier_free_guidance=do_cfg,
-                prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-                max_sequence_length=max_sequence_length, unconditional=unconditional,
+                prompt,
+                negative_prompt,
+                do_classifier_free_guidance=do_cfg,
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
+                max_sequence_length=max_sequence_length,
+                unconditional=unconditional,
             )
             if do_cfg:
                 embeds = torch.cat([negative, embeds], dim=0)
@@ -791,21 +827,31 @@ class ImageToVideoPipeline(_VideoPipeline):
             sampler = make_sampler(self.scheduler, num_inference_steps, device=self.device)
             channels = self.transformer_config.in_channels // 2
             latent_shape = (
-                batch, shape.padded_latent_frames, channels,
+                batch,
+                shape.padded_latent_frames,
+                channels,
                 shape.height // self.vae_info.spatial_factor,
                 shape.width // self.vae_info.spatial_factor,
             )
             if latents is None:
-                latents = randn(latent_shape, generator=generator, device=self.device,
-                                dtype=embeds.dtype)
+                latents = randn(
+                    latent_shape, generator=generator, device=self.device, dtype=embeds.dtype
+                )
             else:
                 latents = self._check_latents_arg(latents, latent_shape)
             latents = latents * sampler.init_noise_sigma
             latents = self._denoise(
-                latents, embeds, sampler=sampler, timesteps=sampler.timesteps,
-                guidance_scale=guidance_scale, do_classifier_free_guidance=do_cfg,
-                guidance_schedule=schedule, num_steps_for_guidance=num_inference_steps,
-                generator=generator, image_latents=image_latents, progress=progress,
+                latents,
+                embeds,
+                sampler=sampler,
+                timesteps=sampler.timesteps,
+                guidance_scale=guidance_scale,
+                do_classifier_free_guidance=do_cfg,
+                guidance_schedule=schedule,
+                num_steps_for_guidance=num_inference_steps,
+                generator=generator,
+                image_latents=image_latents,
+                progress=progress,
                 callback=callback,
             )
 
@@ -877,9 +923,13 @@ class VideoToVideoPipeline(_VideoPipeline):
 
         with report.stage("text encoding", self.device):
             embeds, negative = self.encode_prompt(
-                prompt, negative_prompt, do_classifier_free_guidance=do_cfg,
-                prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-                max_sequence_length=max_sequence_length, unconditional=unconditional,
+                prompt,
+                negative_prompt,
+                do_classifier_free_guidance=do_cfg,
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
+                max_sequence_length=max_sequence_length,
+                unconditional=unconditional,
             )
             if do_cfg:
                 embeds = torch.cat([negative, embeds], dim=0)
@@ -896,7 +946,9 @@ class VideoToVideoPipeline(_VideoPipeline):
 
         with report.stage("video encoding", self.device):
             latent_shape = (
-                batch, shape.latent_frames, self.transformer_config.in_channels,
+                batch,
+                shape.latent_frames,
+                self.transformer_config.in_channels,
                 shape.height // self.vae_info.spatial_factor,
                 shape.width // self.vae_info.spatial_factor,
             )
@@ -904,8 +956,9 @@ class VideoToVideoPipeline(_VideoPipeline):
                 pixels = preprocess_video(video, shape.height, shape.width)
                 pixels = pixels.expand(batch, -1, -1, -1, -1).to(self.device, self.dtype)
                 init = self._vae_encode(pixels, generator) * self.vae_info.scaling_factor
-                noise = randn(latent_shape, generator=generator, device=self.device,
-                              dtype=embeds.dtype)
+                noise = randn(
+                    latent_shape, generator=generator, device=self.device, dtype=embeds.dtype
+                )
                 latents = sampler.add_noise(init, noise, timesteps[:1].repeat(batch))
             else:
                 latents = self._check_latents_arg(latents, latent_shape)
@@ -913,10 +966,17 @@ class VideoToVideoPipeline(_VideoPipeline):
 
         with report.stage("denoising", self.device):
             latents = self._denoise(
-                latents, embeds, sampler=sampler, timesteps=timesteps,
-                guidance_scale=guidance_scale, do_classifier_free_guidance=do_cfg,
-                guidance_schedule=schedule, num_steps_for_guidance=steps_run,
-                generator=generator, progress=progress, callback=callback,
+                latents,
+                embeds,
+                sampler=sampler,
+                timesteps=timesteps,
+                guidance_scale=guidance_scale,
+                do_classifier_free_guidance=do_cfg,
+                guidance_schedule=schedule,
+                num_steps_for_guidance=steps_run,
+                generator=generator,
+                progress=progress,
+                callback=callback,
             )
 
         with report.stage("decoding", self.device):

@@ -62,7 +62,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device | str) -
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"dtype={dtype} is not supported; use fp32, bf16 or fp16")
     if dtype == torch.bfloat16 and not bf16_supported(device):
-        raise ValueError(f"dtype=bf16 is not supported on {device}; use fp32 (or fp16 at your risk)")
+        raise ValueError(
+            f"dtype=bf16 is not supported on {device}; use fp32 (or fp16 at your risk)"
+        )
     return dtype
 
 

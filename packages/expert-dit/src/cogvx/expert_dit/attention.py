@@ -69,8 +69,9 @@ def _additive_mask(attn_mask: Tensor, dtype: torch.dtype) -> Tensor:
     """Boolean mask (True = attend) -> additive 0 / -inf; float masks pass through."""
     if attn_mask.dtype == torch.bool:
         zeros = torch.zeros((), dtype=dtype, device=attn_mask.device)
-        return torch.where(attn_mask, zeros, torch.tensor(float("-inf"), dtype=dtype,
-                                                          device=attn_mask.device))
+        return torch.where(
+            attn_mask, zeros, torch.tensor(float("-inf"), dtype=dtype, device=attn_mask.device)
+        )
     return attn_mask.to(dtype)
 
 

@@ -30,8 +30,17 @@ from torch import Tensor
 __all__ = ["load_folder_state_dict", "parse_size", "resolve_model_folder", "save_folder"]
 
 WEIGHTS_STEM = "diffusion_pytorch_model"
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 
 
 def parse_size(size: int | str) -> int:
@@ -92,8 +101,11 @@ def load_folder_state_dict(
         others = sorted(p.name for p in folder.glob(f"{WEIGHTS_STEM}*"))
         raise FileNotFoundError(
             f"no {single.name} or {index.name} in {str(folder)!r}"
-            + (f" (found {others}; pass variant=... or convert .bin to safetensors)" if others
-               else "")
+            + (
+                f" (found {others}; pass variant=... or convert .bin to safetensors)"
+                if others
+                else ""
+            )
         )
     state: dict[str, Tensor] = {}
     for file in files:

@@ -71,38 +71,71 @@ class DiTConfig:
             if not ok:
                 raise ValueError(f"DiTConfig.{name}={getattr(self, name)!r} is invalid: {valid}")
 
-        for name in ("num_attention_heads", "attention_head_dim", "in_channels", "time_embed_dim",
-                     "text_embed_dim", "patch_size", "temporal_compression_ratio",
-                     "sample_width", "sample_height", "sample_frames"):
+        for name in (
+            "num_attention_heads",
+            "attention_head_dim",
+            "in_channels",
+            "time_embed_dim",
+            "text_embed_dim",
+            "patch_size",
+            "temporal_compression_ratio",
+            "sample_width",
+            "sample_height",
+            "sample_frames",
+        ):
             value = getattr(self, name)
-            need(isinstance(value, int) and not isinstance(value, bool) and value > 0, name,
-                 "expected a positive int")
+            need(
+                isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                name,
+                "expected a positive int",
+            )
         need(self.num_layers >= 0, "num_layers", "expected an int >= 0")
         need(self.max_text_seq_length >= 0, "max_text_seq_length", "expected an int >= 0")
-        need(self.out_channels is None or self.out_channels > 0, "out_channels",
-             "expected a positive int or None (= in_channels)")
-        need(self.patch_size_t is None or self.patch_size_t > 0, "patch_size_t",
-             "expected a positive int (CogVideoX 1.5) or None (1.0)")
-        need(self.ofs_embed_dim is None or self.ofs_embed_dim >= 0, "ofs_embed_dim",
-             "expected a positive int (CogVideoX 1.5 I2V) or None")
+        need(
+            self.out_channels is None or self.out_channels > 0,
+            "out_channels",
+            "expected a positive int or None (= in_channels)",
+        )
+        need(
+            self.patch_size_t is None or self.patch_size_t > 0,
+            "patch_size_t",
+            "expected a positive int (CogVideoX 1.5) or None (1.0)",
+        )
+        need(
+            self.ofs_embed_dim is None or self.ofs_embed_dim >= 0,
+            "ofs_embed_dim",
+            "expected a positive int (CogVideoX 1.5 I2V) or None",
+        )
         need(self.activation_fn in _ACTIVATIONS, "activation_fn", f"one of {_ACTIVATIONS}")
-        need(self.timestep_activation_fn in _TIMESTEP_ACTIVATIONS, "timestep_activation_fn",
-             f"one of {_TIMESTEP_ACTIVATIONS}")
+        need(
+            self.timestep_activation_fn in _TIMESTEP_ACTIVATIONS,
+            "timestep_activation_fn",
+            f"one of {_TIMESTEP_ACTIVATIONS}",
+        )
         need(0.0 <= self.dropout < 1.0, "dropout", "expected 0 <= dropout < 1")
         need(self.norm_eps > 0, "norm_eps", "expected > 0")
         # The reference refuses this combination: no checkpoint has a learned table without RoPE.
-        need(not (self.use_learned_positional_embeddings
-                  and not self.use_rotary_positional_embeddings),
-             "use_learned_positional_embeddings",
-             "a learned position table needs use_rotary_positional_embeddings=True (5B-I2V)")
+        need(
+            not (
+                self.use_learned_positional_embeddings and not self.use_rotary_positional_embeddings
+            ),
+            "use_learned_positional_embeddings",
+            "a learned position table needs use_rotary_positional_embeddings=True (5B-I2V)",
+        )
         if self.use_rotary_positional_embeddings:
             # RoPE splits the head dim t/h/w as d/4, 3d/8, 3d/8, and each part must be even.
-            need(self.attention_head_dim % 16 == 0, "attention_head_dim",
-                 "RoPE needs a multiple of 16 (t/h/w parts d/4, 3d/8, 3d/8, each even)")
+            need(
+                self.attention_head_dim % 16 == 0,
+                "attention_head_dim",
+                "RoPE needs a multiple of 16 (t/h/w parts d/4, 3d/8, 3d/8, each even)",
+            )
         if self.uses_sincos_positions or self.use_learned_positional_embeddings:
             # 3D sin-cos splits D as D/4 (time) + 3D/8 (w) + 3D/8 (h), each a sin|cos pair.
-            need(self.inner_dim % 16 == 0, "num_attention_heads",
-                 f"3D sin-cos positions need heads*head_dim divisible by 16, got {self.inner_dim}")
+            need(
+                self.inner_dim % 16 == 0,
+                "num_attention_heads",
+                f"3D sin-cos positions need heads*head_dim divisible by 16, got {self.inner_dim}",
+            )
 
     # ----------------------------------------------------------------------------- derived sizes
     @property
@@ -168,9 +201,7 @@ class DiTConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in data if not k.startswith("_") and k not in fields)
         if unknown:
-            raise ValueError(
-                f"unknown DiTConfig key(s) {unknown}; valid keys are {sorted(fields)}"
-            )
+            raise ValueError(f"unknown DiTConfig key(s) {unknown}; valid keys are {sorted(fields)}")
         return cls(**{k: v for k, v in data.items() if k in fields})
 
     def to_json_string(self) -> str:

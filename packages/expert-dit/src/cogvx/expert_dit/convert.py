@@ -91,7 +91,7 @@ def convert_sat_state_dict(
         if prefixed:
             if not sat_key.startswith(SAT_PREFIX):
                 continue  # VAE / text encoder / loss tensors of a full SAT checkpoint
-            key = sat_key[len(SAT_PREFIX):]
+            key = sat_key[len(SAT_PREFIX) :]
         else:
             key = sat_key
         if any(token in key for token in SAT_DROPPED):
@@ -108,10 +108,14 @@ def convert_sat_state_dict(
                     "adaLN modulation)"
                 )
             chunks = value.chunk(12, dim=0)
-            put(f"transformer_blocks.{layer}.norm1.linear.{kind}",
-                torch.cat(chunks[0:3] + chunks[6:9]))
-            put(f"transformer_blocks.{layer}.norm2.linear.{kind}",
-                torch.cat(chunks[3:6] + chunks[9:12]))
+            put(
+                f"transformer_blocks.{layer}.norm1.linear.{kind}",
+                torch.cat(chunks[0:3] + chunks[6:9]),
+            )
+            put(
+                f"transformer_blocks.{layer}.norm2.linear.{kind}",
+                torch.cat(chunks[3:6] + chunks[9:12]),
+            )
             continue
         key = _rename(key)
         if "query_key_value" in key:
@@ -188,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-shard-size", default="10GB")
     args = parser.parse_args(argv)
     convert_sat_checkpoint(
-        args.checkpoint, args.output_dir, _PRESETS[args.preset](),
+        args.checkpoint,
+        args.output_dir,
+        _PRESETS[args.preset](),
         dtype=None if args.dtype is None else _DTYPES[args.dtype],
         max_shard_size=args.max_shard_size,
     )

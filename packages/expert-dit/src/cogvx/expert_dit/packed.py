@@ -144,7 +144,13 @@ def _attend(
     qv, kv, vv = (rearrange(x[0], "h s d -> s h d") for x in (q, k, v))  # [S, H, d]
     max_len = max(layout.seq_lengths)
     out = varlen_attn(
-        qv, kv, vv, layout.cu_seqlens, layout.cu_seqlens, max_len, max_len,
+        qv,
+        kv,
+        vv,
+        layout.cu_seqlens,
+        layout.cu_seqlens,
+        max_len,
+        max_len,
         scale=1.0 / math.sqrt(q.shape[-1]),
     )
     return rearrange(out, "s h d -> 1 h s d")
@@ -240,13 +246,17 @@ def packed_forward(
     config = model.config
     layout = PackedLayout(text_lengths, grids, device=model.device)
     n = layout.num_samples
-    if video_tokens.ndim != 2 or video_tokens.shape != (sum(layout.video_lengths), config.patch_dim):
+    if video_tokens.ndim != 2 or video_tokens.shape != (
+        sum(layout.video_lengths),
+        config.patch_dim,
+    ):
         raise ValueError(
             f"video_tokens must be [N_video={sum(layout.video_lengths)}, "
             f"C*pt*p*p={config.patch_dim}] for these grids, got {tuple(video_tokens.shape)}"
         )
     if text_embeds.ndim != 2 or text_embeds.shape != (
-        sum(layout.text_lengths), config.text_embed_dim
+        sum(layout.text_lengths),
+        config.text_embed_dim,
     ):
         raise ValueError(
             f"text_embeds must be [N_text={sum(layout.text_lengths)}, "
@@ -256,8 +266,9 @@ def packed_forward(
     ofs = model._check_ofs(ofs, n)
     if config.use_learned_positional_embeddings:
         for g, n_text in zip(layout.grids, layout.text_lengths):
-            model._check_learned_size(g[0] * config.patch_t, g[1] * config.patch_size,
-                                      g[2] * config.patch_size, n_text)
+            model._check_learned_size(
+                g[0] * config.patch_t, g[1] * config.patch_size, g[2] * config.patch_size, n_text
+            )
     dtype, device = model.dtype, model.device
 
     temb = model.embed_time(timestep, ofs)  # [n, E]
@@ -323,6 +334,11 @@ class PackedExpertDiT(nn.Module):
         **kwargs: object,
     ) -> Tensor:
         return packed_forward(
-            self.dit, video_tokens, text_embeds, text_lengths=text_lengths, grids=grids,
-            timestep=timestep, **kwargs,  # type: ignore[arg-type]
+            self.dit,
+            video_tokens,
+            text_embeds,
+            text_lengths=text_lengths,
+            grids=grids,
+            timestep=timestep,
+            **kwargs,  # type: ignore[arg-type]
         )

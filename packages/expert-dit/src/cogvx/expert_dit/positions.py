@@ -111,7 +111,11 @@ def sincos_3d(
 
 
 def sincos_table(
-    config: DiTConfig, frames: int, height: int, width: int, device: torch.device | str | None = None
+    config: DiTConfig,
+    frames: int,
+    height: int,
+    width: int,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """The 2B table for a token grid ``(frames, height, width)``: ``[N_video, D]`` float64.
 
@@ -181,8 +185,11 @@ def rope_3d(
     dim_t, dim_hw = head_dim // 4, head_dim // 8 * 3
     if dim_t + 2 * dim_hw != head_dim or dim_t % 2 or dim_hw % 2:
         raise ValueError(f"3D RoPE needs a head dim divisible by 16, got {head_dim}")
-    axes = [_rope_axis(dim_t, t_pos, theta), _rope_axis(dim_hw, h_pos, theta),
-            _rope_axis(dim_hw, w_pos, theta)]
+    axes = [
+        _rope_axis(dim_t, t_pos, theta),
+        _rope_axis(dim_hw, h_pos, theta),
+        _rope_axis(dim_hw, w_pos, theta),
+    ]
     sizes = (t_pos.numel(), h_pos.numel(), w_pos.numel())
     out = []
     for part in (0, 1):  # cos, then sin

@@ -118,7 +118,10 @@ class PatchEmbed(nn.Module):
         dim = config.inner_dim
         if config.patch_size_t is None:
             self.proj: nn.Module = nn.Conv2d(
-                config.in_channels, dim, config.patch_size, config.patch_size,
+                config.in_channels,
+                dim,
+                config.patch_size,
+                config.patch_size,
                 bias=config.patch_bias,
             )
         else:
@@ -130,8 +133,11 @@ class PatchEmbed(nn.Module):
     def embed_video(self, latents: Tensor) -> Tensor:
         """``latents [B, F, C, H, W]`` (F divisible by pt) -> tokens ``[B, N, D]``."""
         patches = rearrange(
-            latents, "b (t o) c (h p) (w q) -> b (t h w) (c o p q)",
-            o=self.patch_t, p=self.patch_size, q=self.patch_size,
+            latents,
+            "b (t o) c (h p) (w q) -> b (t h w) (c o p q)",
+            o=self.patch_t,
+            p=self.patch_size,
+            q=self.patch_size,
         )  # [B, N, C*pt*p*p]
         weight = self.proj.weight.flatten(1)  # conv [D, C, p, p] -> [D, C*p*p]; linear unchanged
         return linear(patches, weight, self.proj.bias)
@@ -174,8 +180,15 @@ class ExpertAdaLN(nn.Module):
     def forward(self, x: Tensor, mod: Modulation, text_len: int) -> Tensor:
         """``LN(x) * (1 + scale) + shift`` with text params on ``x[:, :text_len]``."""
         return expert_layernorm_modulate(
-            x, self.norm.weight, self.norm.bias, self.norm.eps, text_len,
-            mod.text_shift, mod.text_scale, mod.shift, mod.scale,
+            x,
+            self.norm.weight,
+            self.norm.bias,
+            self.norm.eps,
+            text_len,
+            mod.text_shift,
+            mod.text_scale,
+            mod.shift,
+            mod.scale,
         )
 
 
@@ -237,8 +250,12 @@ class FeedForward(nn.Module):
         super().__init__()
         approximate = "tanh" if activation == "gelu-approximate" else "none"
         self.net = nn.ModuleList(
-            [_GeluProjection(dim, 4 * dim, approximate), nn.Dropout(dropout),
-             Linear(4 * dim, dim), nn.Dropout(dropout)]
+            [
+                _GeluProjection(dim, 4 * dim, approximate),
+                nn.Dropout(dropout),
+                Linear(4 * dim, dim),
+                nn.Dropout(dropout),
+            ]
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -260,7 +277,10 @@ class ExpertBlock(nn.Module):
         affine, eps = config.norm_elementwise_affine, config.norm_eps
         self.norm1 = ExpertAdaLN(config.time_embed_dim, dim, affine, eps)
         self.attn1 = JointAttention(
-            dim, config.num_attention_heads, config.attention_head_dim, config.attention_bias,
+            dim,
+            config.num_attention_heads,
+            config.attention_head_dim,
+            config.attention_bias,
             config.dropout,
         )
         self.norm2 = ExpertAdaLN(config.time_embed_dim, dim, affine, eps)
@@ -321,12 +341,15 @@ class ExpertDiT(nn.Module):
             dim, config.time_embed_dim, config.timestep_activation_fn
         )
         self.ofs_embedding = (
-            TimestepEmbedding(config.ofs_embed_dim, config.ofs_embed_dim,
-                              config.timestep_activation_fn)
+            TimestepEmbedding(
+                config.ofs_embed_dim, config.ofs_embed_dim, config.timestep_activation_fn
+            )
             if config.ofs_embed_dim
             else None
         )
-        self.transformer_blocks = nn.ModuleList(ExpertBlock(config) for _ in range(config.num_layers))
+        self.transformer_blocks = nn.ModuleList(
+            ExpertBlock(config) for _ in range(config.num_layers)
+        )
         self.norm_final = nn.LayerNorm(dim, config.norm_eps, config.norm_elementwise_affine)
         self.norm_out = AdaptiveNormOut(
             config.time_embed_dim, dim, config.norm_elementwise_affine, config.norm_eps
@@ -371,14 +394,18 @@ class ExpertDiT(nn.Module):
         """``timestep [B]`` (and ``ofs``) -> ``temb [B, time_embed_dim]`` in the model dtype."""
         config = self.config
         t_emb = timestep_sinusoid(
-            timestep, config.inner_dim, flip_sin_to_cos=config.flip_sin_to_cos,
+            timestep,
+            config.inner_dim,
+            flip_sin_to_cos=config.flip_sin_to_cos,
             freq_shift=config.freq_shift,
         )
         temb = self.time_embedding(t_emb.to(self.dtype))
         if self.ofs_embedding is not None:
             assert ofs is not None
             ofs_emb = timestep_sinusoid(
-                ofs, config.ofs_embed_dim, flip_sin_to_cos=config.flip_sin_to_cos,
+                ofs,
+                config.ofs_embed_dim,
+                flip_sin_to_cos=config.flip_sin_to_cos,
                 freq_shift=config.freq_shift,
             )
             temb = temb + self.ofs_embedding(ofs_emb.to(self.dtype))
@@ -394,7 +421,9 @@ class ExpertDiT(nn.Module):
             key, lambda: rope_tables(self.config, *grid, grid_type, device=device)
         )
 
-    def sincos(self, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype) -> Tensor:
+    def sincos(
+        self, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype
+    ) -> Tensor:
         """Cached 2B sin-cos table ``[N, D]`` of a token grid, in ``dtype``."""
         key = ("sincos", grid, device, dtype)
         return self._positions.get(  # type: ignore[return-value]
@@ -448,8 +477,9 @@ class ExpertDiT(nn.Module):
         )
         rope = None
         if config.use_rotary_positional_embeddings:
-            rope = self.rope(grid, config.default_rope_grid if rope_grid is None else rope_grid,
-                             latents.device)
+            rope = self.rope(
+                grid, config.default_rope_grid if rope_grid is None else rope_grid, latents.device
+            )
         elif rope_grid is not None:
             raise ValueError(
                 f"rope_grid={rope_grid!r} was given but this model has no RoPE "
@@ -464,8 +494,9 @@ class ExpertDiT(nn.Module):
 
         for block in self.transformer_blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, temb, text_len, rope, attn_mask, backend,
-                               use_reentrant=False)
+                x = checkpoint(
+                    block, x, temb, text_len, rope, attn_mask, backend, use_reentrant=False
+                )
             else:
                 x = block(x, temb, text_len, rope, attn_mask, backend)
 
@@ -473,13 +504,20 @@ class ExpertDiT(nn.Module):
         video = self.norm_out(video, temb)
         video = self.proj_out(video)  # [B, N, C_out * pt * p * p]
         out = rearrange(
-            video, "b (t h w) (c o p q) -> b (t o) c (h p) (w q)",
-            t=grid[0], h=grid[1], w=grid[2], o=config.patch_t, p=config.patch_size,
+            video,
+            "b (t h w) (c o p q) -> b (t o) c (h p) (w q)",
+            t=grid[0],
+            h=grid[1],
+            w=grid[2],
+            o=config.patch_t,
+            p=config.patch_size,
             q=config.patch_size,
         )  # [B, F, C_out, H, W]
         return out[:, pad:] if pad else out
 
-    def _add_absolute_positions(self, x: Tensor, text_len: int, grid: tuple[int, int, int]) -> Tensor:
+    def _add_absolute_positions(
+        self, x: Tensor, text_len: int, grid: tuple[int, int, int]
+    ) -> Tensor:
         config = self.config
         if config.use_learned_positional_embeddings:
             return x + self.patch_embed.pos_embedding.to(x.dtype)
@@ -527,7 +565,8 @@ class ExpertDiT(nn.Module):
         config = self.config
         if not isinstance(text_embeds, Tensor) or text_embeds.ndim != 3:
             shape = (
-                tuple(text_embeds.shape) if isinstance(text_embeds, Tensor)
+                tuple(text_embeds.shape)
+                if isinstance(text_embeds, Tensor)
                 else type(text_embeds).__name__
             )
             raise ValueError(f"text_embeds must be a [B, L, D_text] tensor, got {shape}")
@@ -649,8 +688,12 @@ class ExpertDiT(nn.Module):
         """Write ``config.json`` + safetensors weights (sharded with an index above the limit)."""
         from .checkpoint import save_folder
 
-        save_folder(Path(path), self.config.to_json_string(), self.state_dict(),
-                    max_shard_size=max_shard_size)
+        save_folder(
+            Path(path),
+            self.config.to_json_string(),
+            self.state_dict(),
+            max_shard_size=max_shard_size,
+        )
 
 
 def _preview(items: list[str], limit: int = 8) -> str:

@@ -197,9 +197,7 @@ def _as_uint8_frames(frames: Any, name: str = "frames") -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_video(
-    path: str | os.PathLike[str], frames: Any, fps: float, *, crf: int = 18
-) -> Path:
+def write_video(path: str | os.PathLike[str], frames: Any, fps: float, *, crf: int = 18) -> Path:
     """Write frames (uint8 ``[T,H,W,3]`` or floats in [0,1]) to ``.mp4`` (H.264) or ``.gif``.
 
     H.264 with yuv420p needs even sizes: odd heights/widths are refused rather than cropped.
@@ -250,8 +248,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 def write_image(path: str | os.PathLike[str], image: Any) -> Path:
     """Write an RGB image (uint8 ``[H,W,3]`` or floats in [0,1]) atomically; format by suffix."""
-    arr = _as_uint8_frames(np.asarray(image)[None] if not hasattr(image, "detach") else image[None],
-                           name="image")[0]
+    arr = _as_uint8_frames(
+        np.asarray(image)[None] if not hasattr(image, "detach") else image[None], name="image"
+    )[0]
     target = Path(path)
     fmt = Image.registered_extensions().get(target.suffix.lower())
     if fmt is None:
