@@ -8,6 +8,7 @@ from cogvx.videoio import (
     ManifestWriter,
     read_manifest,
     resolve_path,
+    scan_manifest,
 )
 
 GOOD = {
@@ -82,3 +83,14 @@ def test_writer_drops_a_partial_last_line_after_a_crash(tmp_path):
         assert w.done_paths() == {"clips/0001.mp4"}
         w.write({**GOOD, "path": "clips/0002.mp4"})
     assert [r.path for r in read_manifest(path)] == ["clips/0001.mp4", "clips/0002.mp4"]
+
+
+def test_scan_lists_every_invalid_line_and_read_names_the_first(tmp_path):
+    path = tmp_path / "m.jsonl"
+    lines = [GOOD, {**GOOD, "frames": 0}, GOOD, {**GOOD, "type": "gif"}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    records, invalid = scan_manifest(path)
+    assert len(records) == 2
+    assert [n for n, _ in invalid] == [2, 4] and "type must be one of" in invalid[1][1]
+    with pytest.raises(ManifestError, match=r"line 2: frames .* \(1 more invalid lines\)"):
+        read_manifest(path)

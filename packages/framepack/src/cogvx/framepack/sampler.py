@@ -6,11 +6,9 @@ batch is the list of dataset indices of one pack (one training step on this rank
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
@@ -18,7 +16,7 @@ from torch.utils.data import Sampler
 
 from cogvx.framepack.plan import EpochPlan, Mode, Pack, Remainder, Skip, plan_epoch
 from cogvx.framepack.shapes import ModelGeometry, ResolutionStage, SampleShape
-from cogvx.videoio import ManifestError, ManifestRecord, read_manifest
+from cogvx.videoio import ManifestRecord, read_manifest, scan_manifest
 
 __all__ = ["FramePackSampler", "ManifestShapes", "shapes_from_manifest"]
 
@@ -44,21 +42,8 @@ def shapes_from_manifest(path: str | os.PathLike[str], *, strict: bool = True) -
         records = read_manifest(path)
         invalid: list[Skip] = []
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"manifest {str(p)!r} does not exist")
-        records, invalid = [], []
-        with p.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line)
-                    if not isinstance(data, dict):
-                        raise ManifestError(f"expected a JSON object, got {type(data).__name__}")
-                    records.append(ManifestRecord.from_dict(data))
-                except (json.JSONDecodeError, ManifestError) as e:
-                    invalid.append(Skip(lineno, "invalid_record", str(e)))
+        records, bad = scan_manifest(path)
+        invalid = [Skip(lineno, "invalid_record", reason) for lineno, reason in bad]
     if not records:
         raise ValueError(
             f"manifest {str(path)!r} has no valid records"

@@ -17,6 +17,7 @@ from cogvx.videoio.manifest import (
     ManifestWriter,
     read_manifest,
     resolve_path,
+    scan_manifest,
 )
 from cogvx.videoio.tensors import frames_to_tensor, sample_frame_indices, tensor_to_frames
 
@@ -35,6 +36,7 @@ __all__ = [
     "read_video",
     "resolve_path",
     "sample_frame_indices",
+    "scan_manifest",
     "tensor_to_frames",
     "write_image",
     "write_video",

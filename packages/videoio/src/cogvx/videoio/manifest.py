@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ManifestError", "ManifestRecord", "ManifestWriter", "read_manifest", "resolve_path"]
+__all__ = [
+    "ManifestError",
+    "ManifestRecord",
+    "ManifestWriter",
+    "read_manifest",
+    "resolve_path",
+    "scan_manifest",
+]
 
 SAMPLE_TYPES = ("video", "image")
 _KNOWN = ("path", "caption", "type", "frames", "height", "width", "fps", "scores", "tags")
@@ -106,12 +113,19 @@ class ManifestRecord:
         return out
 
 
-def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRecord]:
-    """Read and validate every line; blank lines are allowed, anything else invalid raises."""
+def scan_manifest(
+    path: str | os.PathLike[str],
+) -> tuple[list[ManifestRecord], list[tuple[int, str]]]:
+    """Read every line, keeping the valid records and listing the invalid ones.
+
+    Returns ``(records, invalid)`` where ``invalid`` holds ``(line_number, reason)`` (1-based), so
+    a caller that tolerates a few bad lines in a large manifest can still report each of them.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"manifest {str(p)!r} does not exist")
-    records = []
+    records: list[ManifestRecord] = []
+    invalid: list[tuple[int, str]] = []
     with p.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -122,7 +136,17 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRecord]:
                     raise ManifestError(f"expected a JSON object, got {type(data).__name__}")
                 records.append(ManifestRecord.from_dict(data))
             except (json.JSONDecodeError, ManifestError) as e:
-                raise ManifestError(f"{p}: line {lineno}: {e}") from e
+                invalid.append((lineno, str(e)))
+    return records, invalid
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRecord]:
+    """Read and validate every line; blank lines are allowed, the first invalid line raises."""
+    records, invalid = scan_manifest(path)
+    if invalid:
+        lineno, reason = invalid[0]
+        more = f" ({len(invalid) - 1} more invalid lines)" if len(invalid) > 1 else ""
+        raise ManifestError(f"{Path(path)}: line {lineno}: {reason}{more}")
     return records
 
 
