@@ -368,6 +368,31 @@ class _VideoPipeline:
                 self.text_encoder.release()
         return prompt_embeds, negative_prompt_embeds
 
+    def _text_stage(
+        self,
+        report: StageReport,
+        prompt: str | list[str] | None,
+        negative_prompt: str | list[str] | None,
+        do_cfg: bool,
+        prompt_embeds: torch.Tensor | None,
+        negative_prompt_embeds: torch.Tensor | None,
+        max_sequence_length: int | None,
+        unconditional: Unconditional,
+    ) -> torch.Tensor:
+        """The timed text-encoding stage of every pipeline: the prompt embeddings, with the
+        unconditional ones in front (``[uncond; cond]``, the reference's CFG batch order)."""
+        with report.stage("text encoding", self.device):
+            embeds, negative = self.encode_prompt(
+                prompt,
+                negative_prompt,
+                do_classifier_free_guidance=do_cfg,
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
+                max_sequence_length=max_sequence_length,
+                unconditional=unconditional,
+            )
+            return torch.cat([negative, embeds], dim=0) if do_cfg else embeds
+
     def _vae_runtime(self, vae: torch.nn.Module):
         runtime = getattr(vae, "runtime", None)
         if runtime is None or not self.vae_options:
@@ -697,18 +722,16 @@ class TextToVideoPipeline(_VideoPipeline):
         do_cfg = guidance_scale > 1.0
         report = StageReport()
 
-        with report.stage("text encoding", self.device):
-            embeds, negative = self.encode_prompt(
-                prompt,
-                negative_prompt,
-                do_classifier_free_guidance=do_cfg,
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds,
-                max_sequence_length=max_sequence_length,
-                unconditional=unconditional,
-            )
-            if do_cfg:
-                embeds = torch.cat([negative, embeds], dim=0)
+        embeds = self._text_stage(
+            report,
+            prompt,
+            negative_prompt,
+            do_cfg,
+            prompt_embeds,
+            negative_prompt_embeds,
+            max_sequence_length,
+            unconditional,
+        )
 
         with report.stage("denoising", self.device):
             sampler = make_sampler(self.scheduler, num_inference_steps, device=self.device)
@@ -807,18 +830,16 @@ class ImageToVideoPipeline(_VideoPipeline):
         do_cfg = guidance_scale > 1.0
         report = StageReport()
 
-        with report.stage("text encoding", self.device):
-            embeds, negative = self.encode_prompt(
-                prompt,
-                negative_prompt,
-                do_classifier_free_guidance=do_cfg,
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds,
-                max_sequence_length=max_sequence_length,
-                unconditional=unconditional,
-            )
-            if do_cfg:
-                embeds = torch.cat([negative, embeds], dim=0)
+        embeds = self._text_stage(
+            report,
+            prompt,
+            negative_prompt,
+            do_cfg,
+            prompt_embeds,
+            negative_prompt_embeds,
+            max_sequence_length,
+            unconditional,
+        )
 
         with report.stage("image encoding", self.device):
             image_latents = self._image_latents(image, batch, shape, generator)
@@ -921,18 +942,16 @@ class VideoToVideoPipeline(_VideoPipeline):
         do_cfg = guidance_scale > 1.0
         report = StageReport()
 
-        with report.stage("text encoding", self.device):
-            embeds, negative = self.encode_prompt(
-                prompt,
-                negative_prompt,
-                do_classifier_free_guidance=do_cfg,
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds,
-                max_sequence_length=max_sequence_length,
-                unconditional=unconditional,
-            )
-            if do_cfg:
-                embeds = torch.cat([negative, embeds], dim=0)
+        embeds = self._text_stage(
+            report,
+            prompt,
+            negative_prompt,
+            do_cfg,
+            prompt_embeds,
+            negative_prompt_embeds,
+            max_sequence_length,
+            unconditional,
+        )
 
         sampler = make_sampler(self.scheduler, num_inference_steps, device=self.device)
         init_steps = min(int(num_inference_steps * strength), num_inference_steps)
