@@ -32,15 +32,21 @@ class Evaluator(ABC):
     reference: str = ""
     frames: str = "all"
 
+    def _backend(self) -> object | None:
+        """The model object this dimension runs (None for weight-free dimensions)."""
+        return None
+
     @property
     def backend_name(self) -> str:
-        return "none"
+        backend = self._backend()
+        return "none" if backend is None else str(getattr(backend, "name", type(backend).__name__))
 
     @property
     def approximate(self) -> bool:
         """True when a stand-in replaces the reference model. Backends without an
         ``approximate`` attribute count as approximate (unknown = not the reference)."""
-        return False
+        backend = self._backend()
+        return backend is not None and bool(getattr(backend, "approximate", True))
 
     def metadata(self) -> dict[str, Any]:
         return {

@@ -33,13 +33,8 @@ class _Consistency(Evaluator):
     def __init__(self, embedder: ImageEmbedder) -> None:
         self.embedder = embedder
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.embedder, "name", type(self.embedder).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.embedder, "approximate", True))
+    def _backend(self) -> object:
+        return self.embedder
 
     def score(self, video: VideoSample) -> VideoScore:
         frames = video.require_frames()

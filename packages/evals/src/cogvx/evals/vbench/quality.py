@@ -23,13 +23,8 @@ class AestheticQuality(Evaluator):
     def __init__(self, scorer: AestheticScorer) -> None:
         self.scorer = scorer
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.scorer, "name", type(self.scorer).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.scorer, "approximate", True))
+    def _backend(self) -> object:
+        return self.scorer
 
     def score(self, video: VideoSample) -> VideoScore:
         s = np.asarray(self.scorer(video.require_frames()), np.float64) / 10.0
@@ -57,13 +52,8 @@ class ImagingQuality(Evaluator):
     def __init__(self, model: ImageQualityModel) -> None:
         self.model = model
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.model, "name", type(self.model).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.model, "approximate", True))
+    def _backend(self) -> object:
+        return self.model
 
     def score(self, video: VideoSample) -> VideoScore:
         x = longer_side_resize(video.require_frames())

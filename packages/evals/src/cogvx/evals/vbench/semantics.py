@@ -67,13 +67,8 @@ class _FrameEvaluator(Evaluator):
         self.num_frames = num_frames
         self.frames = f"{num_frames} (VBench 'middle' sampling)"
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.backend, "name", type(self.backend).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.backend, "approximate", True))
+    def _backend(self) -> object:
+        return self.backend
 
     def sampled(self, video: VideoSample) -> np.ndarray:
         frames = video.require_frames()

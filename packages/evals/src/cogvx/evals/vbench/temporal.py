@@ -179,13 +179,8 @@ class DynamicDegree(Evaluator):
         # current one (vbench/core/dynamic_degree.py) does not. Off by default; no effect >= 8 fps.
         self.low_fps_factor = low_fps_factor
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.flow, "name", type(self.flow).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.flow, "approximate", True))
+    def _backend(self) -> object:
+        return self.flow
 
     def score(self, video: VideoSample) -> VideoScore:
         frames = video.require_frames()
@@ -229,13 +224,8 @@ class MotionSmoothness(Evaluator):
     def __init__(self, interpolator: FrameInterpolator) -> None:
         self.interpolator = interpolator
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.interpolator, "name", type(self.interpolator).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.interpolator, "approximate", True))
+    def _backend(self) -> object:
+        return self.interpolator
 
     def score(self, video: VideoSample) -> VideoScore:
         frames = video.require_frames()

@@ -27,13 +27,8 @@ class AppearanceStyle(Evaluator):
     def __init__(self, clip: TextImageModel) -> None:
         self.clip = clip
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.clip, "name", type(self.clip).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.clip, "approximate", True))
+    def _backend(self) -> object:
+        return self.clip
 
     def score(self, video: VideoSample) -> VideoScore:
         style = self.aux(video)["appearance_style"]
@@ -50,13 +45,8 @@ class _VideoText(Evaluator):
         self.model = model
         self.frames = f"{model.num_frames} (VBench 'middle' sampling)"
 
-    @property
-    def backend_name(self) -> str:
-        return str(getattr(self.model, "name", type(self.model).__name__))
-
-    @property
-    def approximate(self) -> bool:
-        return bool(getattr(self.model, "approximate", True))
+    def _backend(self) -> object:
+        return self.model
 
     def score(self, video: VideoSample) -> VideoScore:
         if not video.prompt:
