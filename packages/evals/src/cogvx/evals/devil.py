@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -93,15 +94,15 @@ def info_dino_subscore(frames: np.ndarray, embedder: ImageEmbedder) -> float:
     return float(np.mean(1.0 - f @ m))
 
 
-class DynamicsRegressor:
-    """Protocol-like base: ``predict(features [K]) -> float``."""
+@runtime_checkable
+class DynamicsRegressor(Protocol):
+    """Anything with ``predict(features [K]) -> float`` (DEVIL's per-level regressors)."""
 
-    def predict(self, features: Sequence[float]) -> float:  # pragma: no cover - interface
-        raise NotImplementedError
+    def predict(self, features: Sequence[float]) -> float: ...
 
 
 @dataclass(frozen=True)
-class LinearRegressor(DynamicsRegressor):
+class LinearRegressor:
     """``coef · x + intercept`` (the sklearn ``LinearRegression`` DEVIL fits per group)."""
 
     coef: tuple[float, ...]
