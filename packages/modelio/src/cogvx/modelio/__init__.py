@@ -1,0 +1,39 @@
+"""Model folders in the diffusers layout, shared by every model member of cogvx.
+
+One implementation of: ``config.json`` read/write (:mod:`.config`), weights as one safetensors
+file or shards + ``diffusion_pytorch_model.safetensors.index.json`` (:mod:`.weights`), strict key
+and shape checks with readable errors (:func:`check_state_dict`, :func:`load_checked`), atomic
+writes (:mod:`.atomic`), and the field checks model configs validate with (:mod:`.fields`).
+Depends on torch and safetensors only.
+"""
+
+from cogvx.modelio.atomic import atomic_write, write_text_atomic
+from cogvx.modelio.config import CONFIG_NAME, read_config, write_config
+from cogvx.modelio.weights import (
+    WEIGHTS_NAME,
+    check_state_dict,
+    find_weights,
+    load_checked,
+    parse_size,
+    read_state_dict,
+    resolve_model_folder,
+    weights_names,
+    write_state_dict,
+)
+
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "atomic_write",
+    "check_state_dict",
+    "find_weights",
+    "load_checked",
+    "parse_size",
+    "read_config",
+    "read_state_dict",
+    "resolve_model_folder",
+    "weights_names",
+    "write_config",
+    "write_state_dict",
+    "write_text_atomic",
+]
