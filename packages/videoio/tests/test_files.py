@@ -112,3 +112,15 @@ def test_atomic_output_gives_normal_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "p.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_mp4_yuv444p_crf0_is_lossless_to_one_level(tmp_path):
+    frames = moving_square()
+    path = write_video(tmp_path / "a.mp4", frames, fps=8, crf=0, pix_fmt="yuv444p")
+    video = read_video(path)
+    # full-resolution chroma, lossless H.264: only the RGB <-> YUV rounding remains
+    assert np.abs(video.frames.astype(int) - frames.astype(int)).max() <= 1
+    lossy = read_video(write_video(tmp_path / "b.mp4", frames, fps=8, crf=0)).frames
+    assert np.abs(lossy.astype(int) - frames.astype(int)).max() > 8  # yuv420p blurs colour edges
+    with pytest.raises(ValueError, match="pix_fmt='rgb48'"):
+        write_video(tmp_path / "c.mp4", frames, fps=8, pix_fmt="rgb48")

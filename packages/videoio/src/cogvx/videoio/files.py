@@ -197,10 +197,23 @@ def _as_uint8_frames(frames: Any, name: str = "frames") -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_video(path: str | os.PathLike[str], frames: Any, fps: float, *, crf: int = 18) -> Path:
+MP4_PIXEL_FORMATS = ("yuv420p", "yuv444p")
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: Any,
+    fps: float,
+    *,
+    crf: int = 18,
+    pix_fmt: str = "yuv420p",
+) -> Path:
     """Write frames (uint8 ``[T,H,W,3]`` or floats in [0,1]) to ``.mp4`` (H.264) or ``.gif``.
 
-    H.264 with yuv420p needs even sizes: odd heights/widths are refused rather than cropped.
+    ``pix_fmt`` (mp4 only): ``"yuv420p"`` (default, plays everywhere; chroma at half resolution,
+    which blurs colour edges of small frames) or ``"yuv444p"`` (full-resolution chroma; with
+    ``crf=0`` H.264 is lossless up to the RGB/YUV rounding, max error 1 level). H.264 with yuv420p
+    needs even sizes: odd heights/widths are refused rather than cropped.
     The file appears only once complete.
     """
     target = Path(path)
@@ -209,9 +222,11 @@ def write_video(path: str | os.PathLike[str], frames: Any, fps: float, *, crf: i
         raise ValueError(f"video path {str(target)!r}: suffix must be one of {VIDEO_SUFFIXES}")
     if not fps or fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
+    if pix_fmt not in MP4_PIXEL_FORMATS:
+        raise ValueError(f"pix_fmt={pix_fmt!r}: expected one of {MP4_PIXEL_FORMATS}")
     arr = _as_uint8_frames(frames)
     _, height, width, _ = arr.shape
-    if suffix == ".mp4" and (height % 2 or width % 2):
+    if suffix == ".mp4" and pix_fmt == "yuv420p" and (height % 2 or width % 2):
         raise ValueError(f"mp4 (yuv420p) needs even height and width, got {height}x{width}")
     from fractions import Fraction
 
@@ -219,7 +234,7 @@ def write_video(path: str | os.PathLike[str], frames: Any, fps: float, *, crf: i
     with atomic_output(target) as tmp, av.open(str(tmp), mode="w", format=suffix[1:]) as out:
         if suffix == ".mp4":
             stream = out.add_stream("libx264", rate=rate)
-            stream.pix_fmt = "yuv420p"
+            stream.pix_fmt = pix_fmt
             stream.options = {"crf": str(crf), "preset": "medium"}
         else:
             stream = out.add_stream("gif", rate=rate)
