@@ -7,8 +7,11 @@ Each member that offers a subcommand declares it in its own pyproject::
 
 The target is ``main(argv: list[str]) -> int``. Installing a member makes its subcommand appear;
 nothing here imports the members. A subcommand fails by raising an exception with a readable
-message: the dispatcher prints ``cogvx <name>: error: <message>`` on one line and exits 1
-(``COGVX_DEBUG=1`` shows the traceback instead).
+message: the dispatcher prints ``cogvx <name>: error: <message>`` on one line and exits 2 for a
+:class:`~cogvx.cli.usage.UsageError` (a bad argument or config value: ``<parameter>=<value>: <what
+is valid>``), 1 for any other exception (a runtime failure) and 130 on Ctrl-C (``COGVX_DEBUG=1``
+shows the traceback instead). The dispatcher imports only the standard library, so ``cogvx --help``
+and each subcommand's ``--help`` cost no more than the subcommand's own imports.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
+
+from cogvx.cli.usage import UsageError
 
 __all__ = ["ENTRY_POINT_GROUP", "available_commands", "main"]
 
@@ -48,9 +53,9 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _error(prog: str, message: str) -> int:
+def _error(prog: str, message: str, code: int = 1) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
-    return 1
+    return code
 
 
 Command = Callable[[list[str]], "int | None"]
@@ -74,7 +79,7 @@ def main(
     name, rest = args[0], args[1:]
     if name not in commands:
         valid = ", ".join(commands) or "none installed"
-        return _error("cogvx", f"unknown command {name!r} (valid: {valid})")
+        return _error("cogvx", f"command={name}: unknown command (valid: {valid})", 2)
     prog = f"cogvx {name}"
     debug = os.environ.get("COGVX_DEBUG", "") not in ("", "0")
     entry = commands[name]
@@ -91,6 +96,10 @@ def main(
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except UsageError as e:
+        if debug:
+            raise
+        return _error(prog, _one_line(e), 2)
     except SystemExit as e:  # argparse: --help (0) and usage errors (2) already printed
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception as e:
