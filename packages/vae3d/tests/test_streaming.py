@@ -152,7 +152,7 @@ def test_runtime_context_manager(tiny_vae, make_video):
         d = tiny_vae.decode(a)
     assert torch.equal(a, tiny_vae.encode(x, frames_per_chunk=None).mode())
     assert torch.equal(d, tiny_vae.decode(a, latent_frames_per_chunk=None))
-    assert tiny_vae._options.encode_frames == 8  # restored
+    assert tiny_vae.runtime_options.encode_frames == 8  # restored
     assert "encode_frames" not in tiny_vae.config.to_dict()
 
 

@@ -16,8 +16,17 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
+
+from cogvx.modelio import read_config
+from cogvx.modelio.fields import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_int_tuple,
+    config_error,
+)
 
 __all__ = ["CONFIG_NAME", "VAEConfig"]
 
@@ -29,10 +38,21 @@ _UP_BLOCK = "CogVideoXUpBlock3D"
 _ACTIVATIONS = ("silu", "swish")
 
 
+_OWNER = "VAEConfig"
+
+
 def _as_tuple(value: Any, name: str, kind: type) -> tuple:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise TypeError(f"VAEConfig.{name} must be a list of {kind.__name__}, got {value!r}")
+        raise config_error(_OWNER, name, value, f"expected a list of {kind.__name__}", TypeError)
     return tuple(value)
+
+
+def _float_tuple(value: Any, name: str) -> tuple[float, ...]:
+    items = _as_tuple(value, name, float)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+            raise config_error(_OWNER, name, value, "expected a list of finite numbers", TypeError)
+    return tuple(float(v) for v in items)
 
 
 @dataclass(frozen=True)
@@ -81,58 +101,88 @@ class VAEConfig:
         object.__setattr__(
             self,
             "block_out_channels",
-            _as_tuple(self.block_out_channels, "block_out_channels", int),
+            check_int_tuple(_OWNER, "block_out_channels", self.block_out_channels, minimum=1),
         )
         for name in ("latents_mean", "latents_std"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, _as_tuple(value, name, float))
+                object.__setattr__(self, name, _float_tuple(value, name))
         self._validate()
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
+        """Types, finiteness, ranges and divisibility; errors name the key, value and what is valid."""
         levels = len(self.block_out_channels)
         if levels < 1:
-            raise ValueError("VAEConfig.block_out_channels must have at least one level, got ()")
+            raise config_error(_OWNER, "block_out_channels", [], "expected at least one level")
         for name in ("in_channels", "out_channels", "latent_channels", "layers_per_block"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"VAEConfig.{name} must be a positive int, got {value!r}")
-        if len(self.down_block_types) != levels or len(self.up_block_types) != levels:
-            raise ValueError(
-                f"VAEConfig: down_block_types ({len(self.down_block_types)}) and up_block_types "
-                f"({len(self.up_block_types)}) must have one entry per block_out_channels level ({levels})"
-            )
-        bad = [t for t in self.down_block_types if t != _DOWN_BLOCK]
-        bad += [t for t in self.up_block_types if t != _UP_BLOCK]
-        if bad:
-            raise ValueError(
-                f"VAEConfig: unsupported block type(s) {bad}; valid: {_DOWN_BLOCK!r} (down), {_UP_BLOCK!r} (up)"
-            )
-        if self.act_fn not in _ACTIVATIONS:
-            raise ValueError(
-                f"VAEConfig.act_fn={self.act_fn!r} is not supported; valid: {_ACTIVATIONS}"
-            )
+            check_int(_OWNER, name, getattr(self, name), minimum=1)
+        check_int(_OWNER, "norm_num_groups", self.norm_num_groups, minimum=1)
+        check_float(_OWNER, "norm_eps", self.norm_eps, minimum=0, exclusive_minimum=True)
+        for name in ("sample_height", "sample_width"):
+            check_int(_OWNER, name, getattr(self, name), minimum=1)
+        check_float(
+            _OWNER, "scaling_factor", self.scaling_factor, minimum=0, exclusive_minimum=True
+        )
+        check_float(_OWNER, "shift_factor", self.shift_factor, optional=True)
+        for name in (
+            "force_upcast",
+            "use_quant_conv",
+            "use_post_quant_conv",
+            "invert_scale_latents",
+        ):
+            check_bool(_OWNER, name, getattr(self, name))
+        for name in ("class_name", "diffusers_version"):
+            if not isinstance(getattr(self, name), str):
+                raise config_error(
+                    _OWNER, name, getattr(self, name), "expected a string", TypeError
+                )
+        for name in ("down_block_types", "up_block_types"):
+            if len(getattr(self, name)) != levels:
+                raise config_error(
+                    _OWNER,
+                    name,
+                    list(getattr(self, name)),
+                    f"expected one entry per block_out_channels level ({levels})",
+                )
+        for name, valid in (("down_block_types", _DOWN_BLOCK), ("up_block_types", _UP_BLOCK)):
+            for t in getattr(self, name):
+                if t != valid:
+                    raise config_error(
+                        _OWNER, name, list(getattr(self, name)), f"every entry must be {valid!r}"
+                    )
+        check_choice(_OWNER, "act_fn", self.act_fn, _ACTIVATIONS)
         groups = self.norm_num_groups
         for ch in self.block_out_channels:
-            if not isinstance(ch, int) or ch < 1 or ch % groups:
-                raise ValueError(
-                    f"VAEConfig.block_out_channels={list(self.block_out_channels)}: every entry must be a "
-                    f"positive multiple of norm_num_groups={groups}"
+            if ch % groups:
+                raise config_error(
+                    _OWNER,
+                    "block_out_channels",
+                    list(self.block_out_channels),
+                    f"every entry must be a multiple of norm_num_groups={groups}",
                 )
         ratio = self.temporal_compression_ratio
-        t_levels = math.log2(ratio) if ratio > 0 else -1.0
-        if not t_levels.is_integer() or not 0 <= t_levels <= levels - 1:
-            raise ValueError(
-                f"VAEConfig.temporal_compression_ratio={ratio!r} must be a power of two from 1 to "
-                f"{2 ** (levels - 1)} (one halving per downsampling level)"
+        check_float(_OWNER, "temporal_compression_ratio", ratio, minimum=1)
+        t_levels = math.log2(ratio)
+        if not t_levels.is_integer() or t_levels > levels - 1:
+            raise config_error(
+                _OWNER,
+                "temporal_compression_ratio",
+                ratio,
+                f"expected a power of two from 1 to {2 ** (levels - 1)} (one halving per "
+                "downsampling level)",
             )
         for name in ("latents_mean", "latents_std"):
             value = getattr(self, name)
             if value is not None and len(value) != self.latent_channels:
-                raise ValueError(
-                    f"VAEConfig.{name} has {len(value)} entries; it needs latent_channels={self.latent_channels}"
+                raise config_error(
+                    _OWNER,
+                    name,
+                    list(value),
+                    f"expected latent_channels={self.latent_channels} entries",
                 )
+        if self.latents_std is not None and min(self.latents_std) <= 0:
+            raise config_error(_OWNER, "latents_std", list(self.latents_std), "entries must be > 0")
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -195,6 +245,8 @@ class VAEConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VAEConfig:
         """Build from a reference `config.json` mapping; unknown keys are kept in `extra`."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"VAEConfig.from_dict: expected a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)} - {"class_name", "diffusers_version", "extra"}
         kwargs: dict[str, Any] = {}
         extra: dict[str, str] = {}
@@ -202,7 +254,8 @@ class VAEConfig:
             if key == "_class_name":
                 if value != _CLASS_NAME:
                     raise ValueError(
-                        f"config.json has _class_name={value!r}; this loader reads {_CLASS_NAME!r}"
+                        f"VAEConfig._class_name={value!r}: expected {_CLASS_NAME!r} (is this the "
+                        "config of another model?)"
                     )
                 kwargs["class_name"] = value
             elif key == "_diffusers_version":
@@ -235,18 +288,12 @@ class VAEConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str]) -> VAEConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"VAE config file not found: {str(path)!r}")
+        """Read a reference `config.json`; every error (file, JSON, field) names the path."""
+        data = read_config(path)
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"VAE config {str(path)!r} is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"VAE config {str(path)!r} must hold a JSON object, got {type(data).__name__}"
-            )
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{str(path)!r}: {err}") from None
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"

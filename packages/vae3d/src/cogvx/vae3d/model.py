@@ -36,7 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import find_weights, read_weights, write_text_atomic, write_weights
+from cogvx.modelio import (
+    find_weights,
+    load_checked,
+    read_state_dict,
+    resolve_model_folder,
+    write_config,
+    write_state_dict,
+)
+
 from .config import CONFIG_NAME, VAEConfig
 from .streaming import Tiling, blend_edge_, chunk_bounds, plan_axis
 
@@ -780,6 +788,21 @@ def _check_tensor(name: str, x: object, *, channels: int, dtype: torch.dtype, wh
     return x
 
 
+#: How far outside [-1, 1] a video value may lie (rounding of resampled or half-precision frames).
+RANGE_TOLERANCE = 1e-2
+
+
+def _check_unit_range(video: Tensor) -> None:
+    """The encoder's contract: pixel values in [-1, 1] (diffusers pipelines' `2x - 1` frames)."""
+    low, high = torch.aminmax(video)
+    low, high = float(low), float(high)
+    if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(
+            f"video has values in [{low:.4g}, {high:.4g}]; the VAE encodes pixels in [-1, 1] "
+            "(map uint8 frames with cogvx.videoio.frames_to_tensor, or 2 * x - 1 for [0, 1])"
+        )
+
+
 class CausalVAE3D(nn.Module):
     """The CogVideoX 3D causal VAE (`AutoencoderKLCogVideoX`, spec section 2).
 
@@ -835,6 +858,79 @@ class CausalVAE3D(nn.Module):
             yield self._options
         finally:
             self._options = previous
+
+    @property
+    def runtime_options(self) -> RuntimeOptions:
+        """The defaults encode/decode use now (set by the methods below or :meth:`runtime`)."""
+        return self._options
+
+    def enable_tiling(
+        self,
+        tile_sample_min_height: int | None = None,
+        tile_sample_min_width: int | None = None,
+        tile_overlap_factor_height: float | None = None,
+        tile_overlap_factor_width: float | None = None,
+    ) -> None:
+        """Encode/decode in overlapping spatial tiles from now on (diffusers `enable_tiling`).
+
+        Tile size in pixels (None: half the config's sample size) and overlap factors (None: the
+        reference's 1/6 and 1/5). Runtime state only: never written to `config.json`.
+        """
+        defaults = Tiling()
+        for name, value in (
+            ("tile_overlap_factor_height", tile_overlap_factor_height),
+            ("tile_overlap_factor_width", tile_overlap_factor_width),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1
+            ):
+                raise ValueError(f"{name}={value!r}: expected a number in [0, 1) or None")
+        for name, value in (
+            ("tile_sample_min_height", tile_sample_min_height),
+            ("tile_sample_min_width", tile_sample_min_width),
+        ):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < self.config.spatial_compression
+            ):
+                raise ValueError(
+                    f"{name}={value!r}: expected None or an int >= "
+                    f"{self.config.spatial_compression} (pixels)"
+                )
+        tiling = Tiling(
+            tile_sample_min_height,
+            tile_sample_min_width,
+            defaults.overlap_height
+            if tile_overlap_factor_height is None
+            else float(tile_overlap_factor_height),
+            defaults.overlap_width
+            if tile_overlap_factor_width is None
+            else float(tile_overlap_factor_width),
+        )
+        self._options = replace(self._options, tiling=tiling)
+
+    def disable_tiling(self) -> None:
+        """Encode/decode whole frames again (diffusers `disable_tiling`)."""
+        self._options = replace(self._options, tiling=None)
+
+    def enable_slicing(self) -> None:
+        """Encode/decode one batch item at a time (diffusers `enable_slicing`: `batch_chunk=1`)."""
+        self._options = replace(self._options, batch_chunk=1)
+
+    def disable_slicing(self) -> None:
+        """Encode/decode the whole batch at once again (diffusers `disable_slicing`)."""
+        self._options = replace(self._options, batch_chunk=None)
+
+    @property
+    def use_tiling(self) -> bool:
+        """Whether tiling is on by default (diffusers attribute name)."""
+        return self._options.tiling not in (None, False)
+
+    @property
+    def use_slicing(self) -> bool:
+        """Whether slicing is on by default (diffusers attribute name)."""
+        return self._options.batch_chunk == 1
 
     def _resolve(self, name: str, value: object) -> object:
         return getattr(self._options, name) if value is DEFAULT else value
@@ -1002,6 +1098,7 @@ class CausalVAE3D(nn.Module):
             dtype=self.dtype,
             what="[B, C, F, H, W] in [-1, 1]",
         )
+        _check_unit_range(video)
         _, _, f, h, w = video.shape
         tc, s = cfg.temporal_compression, cfg.spatial_compression
         if (f - 1) % tc:
@@ -1108,13 +1205,16 @@ class CausalVAE3D(nn.Module):
     ) -> CausalVAE3D:
         """Load a diffusers-layout folder (`config.json` + safetensors, sharded or not).
 
-        `parts=("decoder",)` loads only the decoder weights (about 57% of the model), for
-        pipelines that only decode. The model is built on the meta device and the checkpoint
-        tensors are assigned, so weights are held in memory once.
+        As diffusers `ModelMixin.from_pretrained`: `torch_dtype` casts the floating weights
+        (stored dtype when None), `subfolder="vae"` selects a pipeline component; a pipeline
+        folder without `subfolder` falls back to its `vae/`. `parts=("decoder",)` loads only the
+        decoder weights (about 57% of the model), for pipelines that only decode. The model is
+        built on the meta device and the checkpoint tensors are assigned, so weights are held in
+        memory once. Errors name the file (`cogvx.modelio`).
         """
-        folder = Path(path) / subfolder if subfolder else Path(path)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"model folder not found: {str(folder)!r}")
+        if torch_dtype is not None and not isinstance(torch_dtype, torch.dtype):
+            raise TypeError(f"torch_dtype={torch_dtype!r}: expected a torch.dtype or None")
+        folder = resolve_model_folder(path, subfolder, default_subfolder="vae")
         config = VAEConfig.from_json_file(folder / CONFIG_NAME)
         weights = find_weights(folder, variant)
         with torch.device("meta"):
@@ -1123,7 +1223,7 @@ class CausalVAE3D(nn.Module):
             f"{n}." for n in ("quant_conv", "post_quant_conv") if getattr(model, n) is not None
         )
         all_prefixes = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
-        state = read_weights(
+        state = read_state_dict(
             weights,
             dtype=torch_dtype,
             keep=lambda k: k.startswith(prefixes) or not k.startswith(all_prefixes),
@@ -1132,40 +1232,20 @@ class CausalVAE3D(nn.Module):
         return model.to(device)
 
     def load_checked(self, state: Mapping[str, Tensor], *, source: str = "state dict") -> None:
-        """`load_state_dict` with one readable error for missing, unexpected or mis-shaped keys.
-
-        Works on a model built on the meta device (tensors are assigned, not copied).
-        """
-        expected = {k: v.shape for k, v in self.state_dict().items()}
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        shapes = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k])}"
-            for k in expected
-            if k in state and tuple(state[k].shape) != tuple(expected[k])
-        ]
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing key(s) (e.g. {missing[:3]})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[:3]})")
-        if shapes:
-            problems.append(f"{len(shapes)} shape mismatch(es) (e.g. {shapes[:2]})")
-        if problems:
-            raise ValueError(
-                f"{source} does not match the VAE config: "
-                + "; ".join(problems)
-                + ". Is the config.json the one saved with these weights?"
-            )
-        meta = any(p.is_meta for p in self.parameters())
-        self.load_state_dict(dict(state), strict=True, assign=meta)
+        """Strict `load_state_dict` with one readable error for missing, unexpected or mis-shaped
+        keys (`cogvx.modelio.load_checked`); works on a model built on the meta device."""
+        load_checked(self, state, source=source)
 
     def save_pretrained(
-        self, path: str | os.PathLike[str], *, max_shard_size: int | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_shard_size: int | str | None = None,
+        variant: str | None = None,
     ) -> None:
         """Write `config.json` and `diffusion_pytorch_model.safetensors` (sharded above
-        `max_shard_size` bytes, with `diffusion_pytorch_model.safetensors.index.json`)."""
+        `max_shard_size`, with `diffusion_pytorch_model.safetensors.index.json`), atomically."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        write_weights(folder, self.state_dict(), max_shard_size=max_shard_size)
-        write_text_atomic(folder / CONFIG_NAME, self.config.to_json_string())
+        write_state_dict(folder, self.state_dict(), max_shard_size=max_shard_size, variant=variant)
+        write_config(folder / CONFIG_NAME, self.config.to_dict())
