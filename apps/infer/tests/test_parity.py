@@ -1,7 +1,7 @@
 """End-to-end parity with diffusers' CogVideoX pipelines on tiny random model folders.
 
 Both sides open the same folder (written by diffusers), get the same seed and arguments, and must
-produce the same frames in [0, 1] to max abs diff <= 1e-4 (design doc section 2). The cases cover
+produce the same frames in [0, 1] to max abs diff <= 1e-4 (docs/architecture.md §Exactness). The cases cover
 DDIM and DPM-Solver++, constant and dynamic CFG, the sin-cos (2B), RoPE (5B), learned-position
 (5B-I2V) and 1.5 (temporal patch, ofs, inverted image-latent scale) families, both tokenizer kinds,
 a portrait size, batches with per-item generators, and the three tasks.

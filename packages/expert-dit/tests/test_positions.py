@@ -62,7 +62,7 @@ def test_rope_slice_matches_pipeline_helper(latent, helpers):
 
 
 def test_rope_native_linspace_is_integer_grid():
-    """At the native 480x720 size the interpolating grid is exactly arange (spec sec. 3.3 (c))."""
+    """At the native 480x720 size the interpolating grid is exactly arange (docs/transformer.md §RoPE)."""
     config = DiTConfig.cogvideox_5b()
     linspace = rope_tables(config, 13, 30, 45, "linspace")
     sliced = rope_tables(config, 13, 30, 45, "slice")

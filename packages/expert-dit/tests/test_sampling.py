@@ -179,7 +179,7 @@ def test_dynamic_cfg_reference_values():
         guidance_scale_at(6.0, timestep=t, step_index=i, num_inference_steps=50, schedule="dynamic")
         for i, t in enumerate(ts)
     ]
-    # Spec 5.5: 2.29, 2.54, 6.97, 6.42, 2.79, 4.27, 1.04, ... (oscillating, intentional).
+    # docs/diffusion.md §Dynamic CFG: 2.29, 2.54, 6.97, 6.42, 2.79, 4.27, 1.04, ... (oscillating, intentional).
     assert [round(v, 2) for v in got[:7]] == [2.29, 2.54, 6.97, 6.42, 2.79, 4.27, 1.04]
     for t, v in zip(ts, got):
         assert v == reference_dynamic(6.0, int(t), 50)

@@ -1,4 +1,4 @@
-"""Noise schedule: parity with diffusers' CogVideoX schedulers, spec 5.1 values, config round-trips."""
+"""Noise schedule: parity with diffusers' CogVideoX schedulers, the alpha_bar values of docs/diffusion.md §Noise schedule, config round-trips."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_alphas_cumprod_match_reference(config):
     assert float(ours.final_alpha_cumprod) == float(ref.final_alpha_cumprod)
 
 
-# Spec 5.1 table (derived from diffusers): alpha_bar at t = 0, 249, 499, 749, 998, 999.
+# docs/diffusion.md §Noise schedule table (derived from diffusers): alpha_bar at t = 0, 249, 499, 749, 998, 999.
 SPEC_TABLE = {
     3.0: [0.997454, 0.390890, 0.095970, 0.010966, 6.2e-8, 0.0],
     1.0: [0.999150, 0.654189, 0.242359, 0.033171, 2.0e-7, 0.0],

@@ -21,7 +21,7 @@ PRESETS = {
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_full_size_keys_and_shapes_match_diffusers_on_meta(name):
-    """Every full-size preset has the reference's state-dict keys and shapes (spec sec. 3.5)."""
+    """Every full-size preset has the reference's state-dict keys and shapes (docs/transformer.md §State dict)."""
     from diffusers import CogVideoXTransformer3DModel
 
     make, n_keys, n_params = PRESETS[name]

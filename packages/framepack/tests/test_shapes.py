@@ -1,4 +1,4 @@
-"""Training shapes: frame counts, sizes, token counts (spec sec. 1, 3.2; paper Table 5)."""
+"""Training shapes: frame counts, sizes, token counts (docs/data.md §Training shapes; paper Table 5)."""
 
 import math
 
@@ -19,7 +19,7 @@ G15 = ModelGeometry.cogvideox15()
 
 
 def test_reference_token_counts():
-    # Spec sec. 1: 480x720x49 -> 13x60x90 latents -> 17,550 video tokens (+226 = 17,776).
+    # docs/transformer.md §Patch embedding: 480x720x49 -> 13x60x90 latents -> 17,550 video tokens (+226 = 17,776).
     assert G10.video_tokens(49, 480, 720) == 17550
     assert G10.sample_tokens(49, 480, 720) == 17776
     # 1.5 at 768x1360x81: 21 latent frames padded to 22 -> 44,880; 161 frames -> 85,680.

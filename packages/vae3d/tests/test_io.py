@@ -143,7 +143,7 @@ def test_bad_checkpoints(tmp_path, tiny_vae):
 
 # ------------------------------------------------------------------ SAT conversion
 def _diffusers_to_sat(key: str, levels: int = 4) -> str:
-    """The inverse of spec 3.6's rename table (to build SAT-named test checkpoints)."""
+    """The inverse of the rename table of docs/vae.md §SAT checkpoints (to build SAT-named test checkpoints)."""
     key = re.sub(
         r"^(encoder|decoder)\.mid_block\.resnets\.(\d)\.",
         lambda m: f"{m[1]}.mid.block_{int(m[2]) + 1}.",

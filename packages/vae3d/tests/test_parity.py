@@ -1,6 +1,6 @@
 """Exactness against diffusers' AutoencoderKLCogVideoX (same config, same random weights).
 
-Measure: max|ours - ref| / max|ref| (design doc); fp32 target 1e-5.
+Measure: max|ours - ref| / max|ref| (docs/architecture.md §Exactness); fp32 target 1e-5.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def triton_cpu() -> Iterator[None]:
 
 
 def _rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    """max|ours - ref| / max|ref| (design doc exactness measure); max|ours| when ref is all zero."""
+    """max|ours - ref| / max|ref| (docs/architecture.md §Exactness); max|ours| when ref is all zero."""
     assert ours.shape == ref.shape, (ours.shape, ref.shape)
     assert ours.dtype == ref.dtype, (ours.dtype, ref.dtype)
     if ref.numel() == 0:

@@ -1,8 +1,8 @@
 """The kernels' math against diffusers 0.42.1, the parity oracle (test-only dependency).
 
-``CogVideoXLayerNormZero`` (shared LayerNorm + expert modulation, spec sec. 3.4) and
+``CogVideoXLayerNormZero`` (shared LayerNorm + expert modulation, docs/transformer.md §Expert adaLN) and
 ``apply_rotary_emb(use_real_unbind_dim=-1)`` with tables from ``get_3d_rotary_pos_embed``
-(spec sec. 3.3 (c)), in fp32, compared with the reference and (Triton interpreter) the kernels.
+(docs/transformer.md §RoPE), in fp32, compared with the reference and (Triton interpreter) the kernels.
 Tolerance: max|ours - diffusers| / max|diffusers| <= 1e-5.
 """
 

@@ -2,7 +2,7 @@
 
 They reproduce diffusers' ``CogVideoXPipeline``, ``CogVideoXImageToVideoPipeline`` and
 ``CogVideoXVideoToVideoPipeline`` (0.42.1) step for step, so the same weights, seed and arguments give
-the same frames (design doc section 2; checked in ``tests/test_parity.py``):
+the same frames (docs/pipelines.md §API; checked in ``tests/test_parity.py``):
 
 1. prompts -> T5 (padded to ``max_sequence_length``, no mask); with guidance the batch is
    ``[uncond; cond]`` and the unconditional text is T5(negative_prompt or "") (or zeros, as SAT);
@@ -324,7 +324,7 @@ class _VideoPipeline:
         """``(prompt_embeds, negative_prompt_embeds)`` in the pipeline dtype on its device.
 
         The unconditional branch is T5(``negative_prompt`` or "") like the reference pipelines, or
-        all zeros with ``unconditional="zeros"`` (the original SAT sampling, spec 4).
+        all zeros with ``unconditional="zeros"`` (the original SAT sampling, docs/diffusion.md §Unconditional branch).
         """
         if unconditional not in ("t5", "zeros"):
             raise ValueError(f"unconditional={unconditional!r} is not one of 't5', 'zeros'")
@@ -463,7 +463,7 @@ class _VideoPipeline:
         try:
             ofs = None
             if self.transformer_config.ofs_embed_dim:
-                ofs = latents.new_full((1,), 2.0)  # the reference's constant (spec 5.7)
+                ofs = latents.new_full((1,), 2.0)  # the reference's constant (docs/diffusion.md §Image-to-video)
             old_x0 = None
             for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress)):
                 model_input = torch.cat([latents] * 2) if do_classifier_free_guidance else latents
@@ -772,7 +772,7 @@ class TextToVideoPipeline(_VideoPipeline):
 
 class ImageToVideoPipeline(_VideoPipeline):
     """Image to video (diffusers ``CogVideoXImageToVideoPipeline``): the image's VAE latents, zero
-    padded to the video's latent frames, are concatenated to the noisy latents on channels (spec 5.7).
+    padded to the video's latent frames, are concatenated to the noisy latents on channels (docs/diffusion.md §Image-to-video).
     """
 
     task = "i2v"
@@ -884,7 +884,7 @@ class ImageToVideoPipeline(_VideoPipeline):
 
 
 class VideoToVideoPipeline(_VideoPipeline):
-    """Video to video (diffusers ``CogVideoXVideoToVideoPipeline``, spec 5.8): the input video's
+    """Video to video (diffusers ``CogVideoXVideoToVideoPipeline``, docs/diffusion.md §Video-to-video): the input video's
     latents are noised to the timestep ``strength`` of the way into the schedule and denoised from
     there."""
 

@@ -1,6 +1,6 @@
 """Choosing the compute dtype, and refusing to write NaN/black videos.
 
-bf16 is the released models' precision (spec 9.1) and is used wherever the device supports it; on
+bf16 is the released models' precision (CogVideo README, docs/training.md §Precision) and is used wherever the device supports it; on
 the CPU the default is fp32 (exact, and what the parity tests check). fp16 (what older GPUs offer)
 overflows in CogVideoX attention and adaLN for some prompts and sizes, which the reference turns
 into black or NaN videos without a word; here every sampler step's latents are checked and a

@@ -1,10 +1,10 @@
 """Frame-count and size rules of a CogVideoX model, checked before any work is done.
 
-Spec 1 and 5.6: the VAE takes ``F = 4k + 1`` frames (``temporal_compression_ratio`` k) and 8x spatial
+docs/pipelines.md §Shape rules: the VAE takes ``F = 4k + 1`` frames (``temporal_compression_ratio`` k) and 8x spatial
 compression; the transformer patchifies ``patch_size`` latents (16 px with the 8x VAE) and, for 1.5,
 ``patch_size_t`` latent frames. The released models were trained on ``8N + 1`` frames (1.0: 13 latent
 frames for 49) and ``16N + 1`` (1.5: 21 latent frames, padded to 22, for 81). The 5B-I2V model has a
-learned position table, so it only runs at exactly its native size (spec gotcha 8).
+learned position table, so it only runs at exactly its native size (docs/transformer.md §Learned).
 
 Sizes that break these rules silently corrupt the output in the reference (a mis-sized VAE tile, a
 wrong RoPE grid); here they raise a ValueError that names the nearest valid value, or are snapped
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FamilyDefaults:
-    """Default size, frame count and playback rate of a model family (spec 5.6, cli_demo)."""
+    """Default size, frame count and playback rate of a model family (docs/pipelines.md §Defaults; CogVideo ``inference/cli_demo.py``)."""
 
     height: int
     width: int
@@ -107,7 +107,7 @@ class ShapeRules:
     def defaults(self) -> FamilyDefaults:
         """Family defaults. 1.0: the config's sample size (480x720x49 at 8 fps). 1.5: 768x1360x81 at
         16 fps unless the config's sample size is smaller (a reduced model): the released 1.5 configs
-        may say ``sample_height=300`` (2400 px, spec gotcha 9), which is never used."""
+        may say ``sample_height=300`` (2400 px, docs/pipelines.md §Defaults), which is never used."""
         h = self.sample_height * self.spatial_factor
         w = self.sample_width * self.spatial_factor
         if not self.is_v15:

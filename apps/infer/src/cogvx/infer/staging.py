@@ -8,7 +8,7 @@ A pipeline runs three stages in order: text encoding (T5), denoising (transforme
   after it (saves accelerator memory; the same idea as diffusers' model CPU offload);
 - ``staged``: each model is loaded from disk when its stage starts and freed when it ends, so the
   peak is the largest stage rather than the sum: a 5B model runs where its parts together do not fit
-  (design doc 6.6). Costs a load per stage and call.
+  (docs/pipelines.md §Staging and offload). Costs a load per stage and call.
 
 :class:`StageReport` records wall time and peak memory (process RSS, and accelerator memory when
 there is one) per stage. Peak RSS per stage uses Linux's resettable high-water mark

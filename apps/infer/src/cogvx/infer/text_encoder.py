@@ -1,6 +1,6 @@
 """A thin wrapper over a transformers T5 encoder, used exactly as the CogVideoX pipelines use it.
 
-Spec 4: prompts are tokenised with ``padding="max_length"``, ``truncation=True`` and special tokens
+docs/pipelines.md §Text encoder: prompts are tokenised with ``padding="max_length"``, ``truncation=True`` and special tokens
 (T5 appends ``</s>``) to ``max_sequence_length`` (226 for the released models) and the encoder runs
 **without an attention mask**, so padding tokens are encoded too: the transformer was trained on
 those padded embeddings. The output is ``last_hidden_state [B, L, D_text]``.
@@ -111,7 +111,7 @@ class T5TextEncoder:
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
-        """``last_hidden_state`` of the padded prompts, no attention mask (spec 4)."""
+        """``last_hidden_state`` of the padded prompts, no attention mask (docs/pipelines.md §Text encoder)."""
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):

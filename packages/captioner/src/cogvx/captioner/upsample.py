@@ -1,4 +1,4 @@
-"""Prompt upsampling for inference (spec §7.3; paper App. F).
+"""Prompt upsampling for inference (docs/data.md §Prompt upsampling; paper App. F).
 
 CogVideoX is trained on long, dense captions, so short user prompts are rewritten into the same
 style before generation. The reference asks a chat model (GLM-4 / GPT-4o, temperature 0.01,
@@ -99,7 +99,7 @@ FEW_SHOT: tuple[tuple[str, str], ...] = (
 )
 
 
-# Image-to-video (spec §7.3 I2V rules, our own words): the image is the first frame.
+# Image-to-video (paper App. F I2V rules, our own words): the image is the first frame.
 I2V_SYSTEM_PROMPT = (
     "You write the caption for an image-to-video model. You are shown the first frame of the "
     "video and a short request from the user. Write one paragraph of plain English, roughly 70 to "

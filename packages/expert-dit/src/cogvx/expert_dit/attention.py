@@ -4,7 +4,7 @@ The backend is a runtime choice, never part of a config: pass ``attention_backen
 model call, or wrap calls in :func:`use_attention_backend`. All backends compute full
 (non-causal) softmax attention with scale ``1/sqrt(head_dim)`` on ``q, k, v [B, H, S, d]`` and
 accept an optional ``attn_mask`` (boolean, True = may attend, or additive float) broadcastable to
-``[B, H, S, S]``, used by packed sequences. The reference model passes no mask (spec sec. 3.4:
+``[B, H, S, S]``, used by packed sequences. The reference model passes no mask (docs/transformer.md §Attention:
 every token attends to every text and video token).
 """
 

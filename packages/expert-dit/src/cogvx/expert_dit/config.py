@@ -1,7 +1,7 @@
 """Architecture config of the CogVideoX expert transformer.
 
 :class:`DiTConfig` holds exactly the fields of the reference ``config.json`` written by diffusers'
-``CogVideoXTransformer3DModel`` (spec sec. 3.1), with the same names and defaults (the 2B values),
+``CogVideoXTransformer3DModel`` (docs/transformer.md §Config), with the same names and defaults (the 2B values),
 so a hub ``transformer/config.json`` loads unchanged and ours loads in diffusers. Runtime switches
 (attention backend, kernels, checkpointing, dtype, the RoPE grid override) are *not* here: they are
 arguments of the forward call or context managers.

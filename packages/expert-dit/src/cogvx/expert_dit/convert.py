@@ -1,6 +1,6 @@
 """Convert original SAT (SwissArmyTransformer) CogVideoX checkpoints to our / diffusers keys.
 
-Rules (spec sec. 3.6, the published ``tools/convert_weight_sat2hf.py``):
+Rules (docs/transformer.md §SAT checkpoints, the published ``tools/convert_weight_sat2hf.py``):
 
 1. keep the ``model.diffusion_model.`` tensors and strip that prefix (other sub-models of a full
    SAT checkpoint, e.g. ``first_stage_model.*`` or ``conditioner.*``, are skipped);

@@ -3,7 +3,7 @@
 Multi-Resolution Frame Pack (paper sec. 3, after Patch'n'Pack): samples of different durations
 and resolutions are concatenated, sample after sample, as ``[text_0 ; video_0 ; text_1 ;
 video_1 ; ...]`` into one sequence of ``S`` rows. Each sample keeps everything it has in the
-unpacked forward (spec sec. 3.2-3.4):
+unpacked forward (docs/transformer.md §Forward, §Block, §Packed forward):
 
 * its own timestep (and ofs): the expert adaLN modulation is gathered per token by sample and by
   modality (text tokens take the text expert's shift/scale/gate, video tokens the video one's);

@@ -3,11 +3,11 @@
 Everything here is a pure function of the token grid ``(frames, height, width)`` after patching
 and of the config; :class:`PositionCache` memoises the tables per shape/device/dtype.
 
-- 3D sin-cos (spec sec. 3.3 (a)), diffusers ``get_3d_sincos_pos_embed`` / SAT
+- 3D sin-cos (docs/transformer.md §Sin-cos), diffusers ``get_3d_sincos_pos_embed`` / SAT
   ``Basic3DPositionEmbeddingMixin``: per token ``[time D/4 | w 3D/8 | h 3D/8]``, each part
   ``[sin(pos*w_i) | cos(pos*w_i)]`` with ``w_i = 10000^(-i/(n/2))`` in float64, spatial positions
   divided by ``spatial_interpolation_scale`` (1.875), time by ``temporal_interpolation_scale``.
-- 3D RoPE (spec sec. 3.3 (c)), diffusers ``get_3d_rotary_pos_embed``: the head dim splits
+- 3D RoPE (docs/transformer.md §RoPE), diffusers ``get_3d_rotary_pos_embed``: the head dim splits
   ``d/4 | 3d/8 | 3d/8`` over t/h/w; per axis ``freqs = theta^(-arange(0, n, 2)/n)``, angles
   ``pos x freqs``, each cos/sin value repeated twice (adjacent channel pairs). Two position grids:
 

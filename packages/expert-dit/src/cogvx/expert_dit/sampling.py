@@ -1,7 +1,7 @@
 """CogVideoX samplers (DDIM, DPM-Solver++(2M) SDE) and classifier-free guidance.
 
 Both samplers follow diffusers' ``CogVideoXDDIMScheduler.step`` / ``CogVideoXDPMScheduler.step``
-(spec 5.3, 5.4), which port SAT's ``VideoDDIMSampler`` and ``VPSDEDPMPP2MSampler``:
+(docs/diffusion.md §DDIM, §DPM-Solver++), which port SAT's ``VideoDDIMSampler`` and ``VPSDEDPMPP2MSampler``:
 
 - the "previous" timestep is ``t - T // N`` (a hard-coded stride: exact for ``trailing`` spacing with
   ``N`` dividing ``T``; with ``leading``/``linspace`` spacing it can differ from the next timestep in the
@@ -93,7 +93,7 @@ def predict_x0(
     alpha_prod_t: torch.Tensor,
     prediction_type: str,
 ) -> torch.Tensor:
-    """The clean-sample estimate from a model output at ``alpha_bar_t`` (spec 5.2).
+    """The clean-sample estimate from a model output at ``alpha_bar_t`` (docs/diffusion.md §V-prediction).
 
     ``v_prediction``: ``sqrt(a) x_t - sqrt(1 - a) v``; ``epsilon``: ``(x_t - sqrt(1 - a) eps) / sqrt(a)``;
     ``sample``: the output itself.
@@ -183,7 +183,7 @@ class DPMSolverSampler(_SamplerBase):
     With ``lambda(a) = log sqrt(a / (1 - a))`` and ``h = lambda(a_p) - lambda(a_t)``:
     ``x_prev = sqrt((1 - a_p)/(1 - a_t)) e^-h x_t - expm1(-2h) sqrt(a_p) D + sqrt(1 - a_p) sqrt(1 - e^-2h) z``
     where ``D = x0`` on the first and last steps and otherwise the second-order combination
-    ``(1 + 1/(2r)) x0 - 1/(2r) x0_old`` with ``r = (lambda(a_t) - lambda(a_back)) / h`` (spec 5.4).
+    ``(1 + 1/(2r)) x0 - 1/(2r) x0_old`` with ``r = (lambda(a_t) - lambda(a_back)) / h`` (docs/diffusion.md §DPM-Solver++).
     At ``t = T - 1`` the zero-SNR schedule has ``a_t = 0`` and ``lambda = -inf``; the float arithmetic
     then gives the exact limit ``sqrt(a_p) x0 + sqrt(1 - a_p) z``, as in the reference.
     """

@@ -1,6 +1,6 @@
 """The CogVideoX noise schedule: betas, SNR shift, zero-terminal-SNR rescale, inference timesteps.
 
-Matches diffusers' ``CogVideoXDDIMScheduler`` / ``CogVideoXDPMScheduler`` construction (spec 5.1):
+Matches diffusers' ``CogVideoXDDIMScheduler`` / ``CogVideoXDPMScheduler`` construction (docs/diffusion.md §Noise schedule):
 
 1. betas: ``scaled_linear`` = ``linspace(sqrt(beta_start), sqrt(beta_end), T)^2`` (computed in float64, as
    the reference does), ``linear`` (float32), ``squaredcos_cap_v2`` (the GLIDE cosine schedule, float32)
@@ -84,7 +84,7 @@ class SchedulerConfig:
     """The sampler and noise-schedule settings of a CogVideoX model folder (``scheduler_config.json``).
 
     Field names are the reference's. The defaults are the values the CogVideoX converter writes
-    (spec 5.1) with the DDIM sampler and ``snr_shift_scale=1.0`` (the 5B / 1.5 value); use
+    (docs/diffusion.md §Noise schedule) with the DDIM sampler and ``snr_shift_scale=1.0`` (the 5B / 1.5 value); use
     :meth:`cogvideox_2b` / :meth:`cogvideox_5b` for the released models. ``clip_sample``,
     ``clip_sample_range`` and ``sample_max_value`` are stored for round-tripping only: the reference
     CogVideoX samplers never clip.
@@ -259,7 +259,7 @@ def make_betas(config: SchedulerConfig) -> torch.Tensor:
 
 
 def shift_snr(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
-    """Divide the SNR ``a / (1 - a)`` by ``shift``: ``a / (shift + (1 - shift) a)`` (spec 5.1)."""
+    """Divide the SNR ``a / (1 - a)`` by ``shift``: ``a / (shift + (1 - shift) a)`` (docs/diffusion.md §SNR shift)."""
     return alphas_cumprod / (shift + (1 - shift) * alphas_cumprod)
 
 
@@ -383,7 +383,7 @@ class NoiseSchedule:
         """The v-prediction target ``v = sqrt(a_t) eps - sqrt(1 - a_t) x`` (Salimans & Ho 2022).
 
         With ``sample = x_0`` this is the training target; the CogVideoX trainers also call it with
-        ``(v_hat, x_t)`` in place of ``(x_0, eps)``, which gives ``x0_hat`` (spec 5.2).
+        ``(v_hat, x_t)`` in place of ``(x_0, eps)``, which gives ``x0_hat`` (docs/diffusion.md §V-prediction).
         """
         sqrt_a, sqrt_1ma = self._coefficients(sample, timesteps)
         return sqrt_a * noise - sqrt_1ma * sample

@@ -1,6 +1,6 @@
 """The CogVideoX expert transformer (all released variants), read top-down.
 
-Matches diffusers ``CogVideoXTransformer3DModel`` 0.42.1 (spec sec. 3) with the same parameter
+Matches diffusers ``CogVideoXTransformer3DModel`` 0.42.1 (docs/transformer.md) with the same parameter
 names, so a diffusers ``state_dict`` loads with a plain ``load_state_dict``:
 
 1. time embedding: sinusoid of width D (``[cos | sin]``) -> Linear -> SiLU -> Linear; plus the
@@ -197,7 +197,7 @@ class JointAttention(nn.Module):
 
     Parameter names follow diffusers ``Attention`` (``to_q/k/v``, ``norm_q/k`` =
     ``LayerNorm(head_dim, eps=1e-6)`` shared across heads, ``to_out.0`` Linear, ``to_out.1``
-    dropout). RoPE rotates q and k (not v) after the QK norm (spec sec. 3.3 (c)).
+    dropout). RoPE rotates q and k (not v) after the QK norm (docs/transformer.md §RoPE).
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, bias: bool, dropout: float) -> None:
@@ -265,7 +265,7 @@ class FeedForward(nn.Module):
 
 
 class ExpertBlock(nn.Module):
-    """One CogVideoX block on the joint sequence ``x [B, L + N, D]`` (spec sec. 3.4).
+    """One CogVideoX block on the joint sequence ``x [B, L + N, D]`` (docs/transformer.md §Block).
 
     ``x = x + gate * attn(adaLN1(x))`` then ``x = x + gate * ff(adaLN2(x))``, text tokens using
     the text expert's shift/scale/gate and video tokens the video expert's.
@@ -610,7 +610,7 @@ class ExpertDiT(nn.Module):
         return self._check_batch_vector("ofs", ofs, batch)
 
     def _check_learned_size(self, frames: int, height: int, width: int, text_len: int) -> None:
-        """The learned table covers exactly the native size (spec sec. 3.3 (b), gotcha 8)."""
+        """The learned table covers exactly the native size (docs/transformer.md §Learned)."""
         config = self.config
         if not config.use_learned_positional_embeddings:
             return

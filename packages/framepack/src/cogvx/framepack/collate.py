@@ -1,12 +1,12 @@
 """Collation: several samples into one packed sequence, and back.
 
 The packed sequence is, sample after sample, ``[text_i ; video_i]`` -- the same per-sample order as
-the unpacked transformer's joint sequence (spec sec. 3.2) -- so sample ``i`` occupies the rows
+the unpacked transformer's joint sequence (docs/transformer.md §Patch embedding) -- so sample ``i`` occupies the rows
 ``cu_seqlens[i]:cu_seqlens[i+1]``, as flash-attn's variable-length kernels expect.
 
 Video latents are patchified here into tokens of ``C * pt * p * p`` features in ``(c, t, h, w)``
 order: that is the order of the 1.0 patch embedding's ``Conv2d`` weight ``[D, C, p, p]`` flattened
-and of the 1.5 ``Linear(C*pt*p*p, D)`` (spec sec. 3.2), so the packed forward embeds them with one
+and of the 1.5 ``Linear(C*pt*p*p, D)`` (docs/transformer.md §Patch embedding), so the packed forward embeds them with one
 matrix product. Tokens are ordered ``(t, h, w)`` row-major within a sample, as in the reference.
 """
 

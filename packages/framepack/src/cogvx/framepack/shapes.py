@@ -1,6 +1,6 @@
 """Training shapes: from a sample's pixel shape to the shape and token count the model sees.
 
-Two things decide a sample's cost in the transformer (spec sec. 1 and 3.2):
+Two things decide a sample's cost in the transformer (docs/data.md §Training shapes, docs/transformer.md §Patch embedding):
 
 * the model geometry: the VAE compresses 4x in time (pixel frames must be ``4k+1``) and 8x in space;
   the transformer patchifies ``patch_size_t x patch_size x patch_size`` latent cells into one token
@@ -76,7 +76,7 @@ class ModelGeometry:
 
     @classmethod
     def cogvideox15(cls) -> ModelGeometry:
-        """CogVideoX1.5-5B: patch (2, 2, 2); 224 text tokens in the SAT code (spec sec. 3.1)."""
+        """CogVideoX1.5-5B: patch (2, 2, 2); 224 text tokens in the SAT code (docs/pipelines.md §Text encoder)."""
         return cls(patch_size_t=2, text_tokens=224)
 
     @classmethod
@@ -108,7 +108,7 @@ class ModelGeometry:
         return self.spatial_compression * self.patch_size
 
     def latent_frames(self, pixel_frames: int) -> int:
-        """Latent frames of a valid ``k*temporal_compression + 1`` pixel clip (spec sec. 1)."""
+        """Latent frames of a valid ``k*temporal_compression + 1`` pixel clip (docs/vae.md §Shapes)."""
         if pixel_frames < 1 or (pixel_frames - 1) % self.temporal_compression:
             raise ValueError(
                 f"pixel_frames must be {self.temporal_compression}k+1 (1, "
@@ -119,7 +119,7 @@ class ModelGeometry:
     def latent_pad(self, latent_frames: int) -> int:
         """Copies of the first latent frame prepended so that the count divides ``patch_size_t``.
 
-        This is how the CogVideoX1.5 fine-tuning code makes 21 latent frames into 22 (spec sec. 1);
+        This is how the CogVideoX1.5 fine-tuning code makes 21 latent frames into 22 (docs/data.md §Training shapes);
         zero for models without temporal patching.
         """
         return (-latent_frames) % self.pt

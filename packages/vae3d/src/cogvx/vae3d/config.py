@@ -1,7 +1,7 @@
 """`VAEConfig`: the architecture of the CogVideoX 3D causal VAE as a frozen dataclass.
 
 It reads and writes the reference `config.json` of diffusers' `AutoencoderKLCogVideoX`
-([D:models/autoencoders/autoencoder_kl_cogvideox.py], spec section 2.1). Every key the reference
+(`autoencoder_kl_cogvideox.py`, docs/vae.md §Config). Every key the reference
 writes is accepted and kept, including the bookkeeping keys `_class_name` and
 `_diffusers_version`; unknown keys are kept in `extra` and written back unchanged, so a config
 round-trips. Runtime switches (chunk sizes, tiling, slicing, dtype) are never stored here.
@@ -211,7 +211,7 @@ class VAEConfig:
     # ------------------------------------------------------------------ presets
     @classmethod
     def cogvideox_2b(cls) -> VAEConfig:
-        """The CogVideoX-2B VAE (scaling factor 1.15258426) [C:tools/convert_weight_sat2hf.py]."""
+        """The CogVideoX-2B VAE (scaling factor 1.15258426) (CogVideo `tools/convert_weight_sat2hf.py`)."""
         return cls(scaling_factor=1.15258426)
 
     @classmethod

@@ -3,7 +3,7 @@
 The SAT VAE (`sat/vae_modules/cp_enc_dec.py`, `ContextParallelEncoder3D/Decoder3D`) names its
 modules `down.{i}.block.{j}`, `mid.block_{1,2}`, `up.{L}.block.{j}` (levels counted from the
 lowest resolution), `downsample`, `upsample`, `nin_shortcut`, and stores the training loss
-(`loss.*`, LPIPS + discriminator) in the same file. The rename table (spec 3.6, after diffusers'
+(`loss.*`, LPIPS + discriminator) in the same file. The rename table (docs/vae.md §SAT checkpoints, after diffusers'
 `convert_cogvideox_to_diffusers.py`):
 
     block.           -> resnets.

@@ -1,9 +1,9 @@
 """Layers of the CogVideoX 3D causal VAE, read top-down: causal conv, norms, resnet, resampling.
 
 Each layer matches a class of the reference (diffusers 0.42.1,
-[D:models/autoencoders/autoencoder_kl_cogvideox.py], [D:models/downsampling.py],
-[D:models/upsampling.py]) and keeps its parameter names, so a diffusers state dict loads as is.
-Spec section 2.2 describes the behaviour matched.
+`models/autoencoders/autoencoder_kl_cogvideox.py`, `models/downsampling.py`,
+`models/upsampling.py`) and keeps its parameter names, so a diffusers state dict loads as is.
+docs/vae.md describes the behaviour matched.
 
 Two code paths compute the same function:
 
@@ -268,7 +268,7 @@ def _time_segments(f: Tensor, zq: Tensor, first: bool) -> list[tuple[Tensor, Ten
     """Pairs (f part, zq part) that map by nearest upsampling.
 
     At the start of a clip the first frame maps to the first latent frame on its own and the
-    rest maps to the rest (the reference splits frame 0 when T is odd; spec 2.2).
+    rest maps to the rest (the reference splits frame 0 when T is odd; docs/vae.md §Upsampling).
     """
     if first and f.shape[2] > 1 and zq.shape[2] > 1:
         return [(f[:, :, :1], zq[:, :, :1]), (f[:, :, 1:], zq[:, :, 1:])]
@@ -580,7 +580,7 @@ class UpBlock3D(nn.Module):
 
 
 class Encoder3D(nn.Module):
-    """`CogVideoXEncoder3D` (spec 2.3): video [B,3,F,H,W] -> moments [B, 2*C_lat, F', H/8, W/8].
+    """`CogVideoXEncoder3D` (docs/vae.md §Encoder): video [B,3,F,H,W] -> moments [B, 2*C_lat, F', H/8, W/8].
 
     conv_in -> down_blocks (the first log2(temporal ratio) levels also halve time; the last
     level has no downsampler) -> mid_block -> GroupNorm(eps 1e-6) -> SiLU -> conv_out.
@@ -621,7 +621,7 @@ class Encoder3D(nn.Module):
 
 
 class Decoder3D(nn.Module):
-    """`CogVideoXDecoder3D` (spec 2.4): latents [B, C_lat, t, h, w] -> video [B, 3, T, 8h, 8w].
+    """`CogVideoXDecoder3D` (docs/vae.md §Decoder): latents [B, C_lat, t, h, w] -> video [B, 3, T, 8h, 8w].
 
     conv_in -> mid_block -> up_blocks (channels reversed, layers_per_block + 1 resnets, the first
     log2(temporal ratio) levels also double time) -> SpatialNorm3D -> SiLU -> conv_out. Every
@@ -804,7 +804,7 @@ def _check_unit_range(video: Tensor) -> None:
 
 
 class CausalVAE3D(nn.Module):
-    """The CogVideoX 3D causal VAE (`AutoencoderKLCogVideoX`, spec section 2).
+    """The CogVideoX 3D causal VAE (`AutoencoderKLCogVideoX`, docs/vae.md).
 
     `encode(video)` -> `DiagonalGaussian` over unscaled latents; `decode(z)` -> video. Both run
     in time chunks with an explicit causal conv cache (exact across chunks except for GroupNorm,

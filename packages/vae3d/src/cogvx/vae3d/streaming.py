@@ -2,10 +2,10 @@
 
 Pure functions over sizes (plus the blend), used by `CausalVAE3D.encode/decode`.
 
-Time chunks follow the reference rule (spec 2.5): `n = max(total // size, 1)` chunks, the first
+Time chunks follow the reference rule (docs/vae.md §Chunking): `n = max(total // size, 1)` chunks, the first
 one takes the remainder, `[0, size + rem)`, then `[size*i + rem, size*(i+1) + rem)`.
 
-Tiles (spec 2.6) are planned on the *latent* grid so that every tile edge falls on a latent
+Tiles (docs/vae.md §Tiling) are planned on the *latent* grid so that every tile edge falls on a latent
 pixel: a tile of `t` latents advances by `s = int(t * (1 - overlap))` latents (at least 1), the
 overlap band is `t - s` latents (`8 * (t - s)` pixels), a tile is cropped to `s` (the last one
 keeps what is left), and the next tile's first rows are linearly blended with the previous

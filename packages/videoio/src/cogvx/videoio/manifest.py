@@ -1,4 +1,4 @@
-"""The cogvx data manifest: JSON Lines, one sample per line (design doc, section 3).
+"""The cogvx data manifest: JSON Lines, one sample per line (docs/data.md §Manifest).
 
     {"path": "clips/0001.mp4", "caption": "...", "type": "video", "frames": 49,
      "height": 480, "width": 720, "fps": 8.0, "scores": {...}, "tags": [...]}

@@ -1,4 +1,4 @@
-"""Fused kernels of the expert transformer (design doc sec. 4).
+"""Fused kernels of the expert transformer (docs/kernels.md §Ops).
 
 Three ops, each a readable PyTorch reference (:mod:`.reference`, also the CPU path) plus a Triton
 kernel with forward and backward, behind one dispatch point:

@@ -64,7 +64,7 @@ def expert_layernorm_modulate(
     Shapes: ``x [B, S, D]``, ``weight``/``bias`` ``[D]`` or None, each shift/scale ``[B, D]``.
     Statistics and arithmetic in fp32; returns ``x.dtype``. Reference:
     :func:`cogvx.expert_dit.kernels.reference.expert_layernorm_modulate` (diffusers
-    ``CogVideoXLayerNormZero`` after its Linear, spec sec. 3.4). Differentiable in ``x``,
+    ``CogVideoXLayerNormZero`` after its Linear, docs/transformer.md §Expert adaLN). Differentiable in ``x``,
     ``weight``, ``bias`` and all shift/scale tensors on both backends.
     """
     _check_tensor("x", x, ndim=3)
@@ -99,7 +99,7 @@ def rope_qk(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, offset: int) -> tupl
     ``x * cos + rot(x) * sin`` with ``rot: (x0, x1) -> (-x1, x0)`` on adjacent channel pairs;
     tokens before ``offset`` are unchanged. fp32 arithmetic, outputs in ``q.dtype``/``k.dtype``.
     Reference: :func:`cogvx.expert_dit.kernels.reference.rope_qk` (diffusers ``apply_rotary_emb``
-    with ``use_real_unbind_dim=-1``, spec sec. 3.3 (c)). Differentiable in ``q`` and ``k``; on the
+    with ``use_real_unbind_dim=-1``, docs/transformer.md §RoPE). Differentiable in ``q`` and ``k``; on the
     Triton path ``cos``/``sin`` are constants (they get no gradient).
     """
     _check_tensor("q", q, ndim=4)
@@ -127,7 +127,7 @@ def gated_residual(
 
     ``x, y [B, S, D]``; fp32 arithmetic, returns ``x.dtype``. Reference:
     :func:`cogvx.expert_dit.kernels.reference.gated_residual` (the block's ``video += g * o_v;
-    text += e_g * o_t``, spec sec. 3.4). Differentiable in ``x``, ``y`` and both gates.
+    text += e_g * o_t``, docs/transformer.md §Block). Differentiable in ``x``, ``y`` and both gates.
     """
     _check_tensor("x", x, ndim=3)
     _check_tensor("y", y, shape=tuple(x.shape))

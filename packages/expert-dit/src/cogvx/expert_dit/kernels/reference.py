@@ -1,6 +1,6 @@
 """Plain PyTorch references for the expert-transformer kernels.
 
-These are the exact math the CogVideoX block needs (spec sec. 3.3 (c) and 3.4) written for
+These are the exact math the CogVideoX block needs (docs/transformer.md §RoPE, §Expert adaLN, §Block) written for
 reading, not speed. They are the CPU path, the fallback when Triton cannot run, and the oracle the
 Triton kernels are tested against. Arguments are assumed valid here; the public functions in
 :mod:`cogvx.expert_dit.kernels.ops` check them before dispatching.
@@ -49,7 +49,7 @@ def expert_layernorm_modulate(
     ``x[:, text_len:]``. One LayerNorm (``weight``/``bias`` of shape ``[D]`` or None, ``eps``) is
     applied to every token; then ``y = LN(x) * (1 + scale) + shift`` with ``(text_shift,
     text_scale)`` (each ``[B, D]``) on the text tokens and ``(video_shift, video_scale)`` on the
-    video tokens. This is diffusers ``CogVideoXLayerNormZero`` (spec sec. 3.4) without the
+    video tokens. This is diffusers ``CogVideoXLayerNormZero`` (docs/transformer.md §Expert adaLN) without the
     modulation Linear, which stays in the model. Returns ``[B, S, D]`` in ``x.dtype``.
     """
     normed = _layer_norm_fp32(x, weight, bias, eps)  # [B, S, D] fp32
@@ -77,7 +77,7 @@ def _rope_one(x: Tensor, cos: Tensor, sin: Tensor, offset: int) -> Tensor:
 
 
 def rope_qk(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, offset: int) -> tuple[Tensor, Tensor]:
-    """Rotary position embedding on the video tokens of ``q`` and ``k`` (spec sec. 3.3 (c)).
+    """Rotary position embedding on the video tokens of ``q`` and ``k`` (docs/transformer.md §RoPE).
 
     ``q, k [B, H, S, d]``; ``cos, sin [N, d]`` with ``N = S - offset``. Tokens
     ``offset .. S-1`` (the video tokens) become ``x * cos + rot(x) * sin`` where ``rot`` maps each
@@ -93,7 +93,7 @@ def gated_residual(
 ) -> Tensor:
     """``x + gate * y`` with ``text_gate [B, D]`` on tokens ``:text_len`` and ``video_gate`` after.
 
-    This is the block's residual update ``text += e_g * o_t; video += g * o_v`` (spec sec. 3.4),
+    This is the block's residual update ``text += e_g * o_t; video += g * o_v`` (docs/transformer.md §Block),
     done on the concatenated ``[B, S, D]`` sequence. Returns ``x.dtype``.
     """
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
