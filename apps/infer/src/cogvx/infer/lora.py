@@ -16,13 +16,15 @@ import collections
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
-from peft.tuners.lora import LoraLayer
-from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors import safe_open
 from safetensors.torch import load_file
+
+if TYPE_CHECKING:  # peft is imported where LoRA is used: it costs seconds at start-up
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
 __all__ = [
     "LORA_WEIGHT_NAME",
@@ -52,6 +54,8 @@ def _resolve(path: str | os.PathLike[str]) -> Path:
 
 def read_lora_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], LoraConfig]:
     """The transformer's peft state dict (prefix stripped) and its ``LoraConfig``."""
+    from peft import LoraConfig
+
     file = _resolve(path)
     state = load_file(file)
     with safe_open(file, framework="pt") as f:
@@ -97,6 +101,8 @@ def _infer_config(state: dict[str, torch.Tensor]) -> dict:
 
 
 def _lora_layers(model: torch.nn.Module) -> list[BaseTunerLayer]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
 
 
@@ -112,6 +118,8 @@ def load_lora(
     state, config = read_lora_file(path)
     if any(adapter_name in getattr(m, "lora_A", {}) for m in _lora_layers(transformer)):
         raise ValueError(f"adapter {adapter_name!r} is already loaded; pick another adapter_name")
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
+
     param = next(transformer.parameters())
     inject_adapter_in_model(config, transformer, adapter_name=adapter_name)
     result = set_peft_model_state_dict(transformer, state, adapter_name=adapter_name)
@@ -128,6 +136,8 @@ def set_lora_scale(
 ) -> None:
     """Weight of the adapter(s) (``alpha / r`` times ``scale``); fused weights are not changed, so
     unfuse first."""
+    from peft.tuners.lora import LoraLayer
+
     layers = [m for m in _lora_layers(transformer) if isinstance(m, LoraLayer)]
     if not layers:
         raise ValueError("the transformer has no LoRA adapter loaded")
@@ -154,6 +164,8 @@ def unfuse_lora(transformer: torch.nn.Module) -> None:
 
 def unload_lora(transformer: torch.nn.Module) -> None:
     """Remove every LoRA layer, restoring the plain base modules (unfusing first)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     for name, module in list(transformer.named_modules()):
         if isinstance(module, BaseTunerLayer):
             if module.merged:
