@@ -121,7 +121,7 @@ def test_load_errors_name_the_problem(tmp_path, tiny_variants, helpers):
     from safetensors.torch import save_file
 
     model = _tiny(tiny_variants, helpers)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
         ExpertDiT.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         ExpertDiT.from_pretrained(tmp_path)

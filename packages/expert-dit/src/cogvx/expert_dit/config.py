@@ -14,8 +14,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from cogvx.modelio import read_config
+from cogvx.modelio.fields import check_bool, check_choice, check_float, check_int, config_error
 
 __all__ = ["DIFFUSERS_CLASS_NAME", "DIFFUSERS_VERSION", "DiTConfig"]
 
@@ -26,6 +28,7 @@ DIFFUSERS_VERSION = "0.42.1"
 
 _ACTIVATIONS = ("gelu-approximate", "gelu")
 _TIMESTEP_ACTIVATIONS = ("silu", "swish", "gelu", "relu", "mish")
+_OWNER = "DiTConfig"
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,7 @@ class DiTConfig:
     patch_bias: bool = True
 
     def __post_init__(self) -> None:
-        def need(ok: bool, name: str, valid: str) -> None:
-            if not ok:
-                raise ValueError(f"DiTConfig.{name}={getattr(self, name)!r} is invalid: {valid}")
-
+        """Types, finiteness, ranges and divisibility; each error names the key, value and what is valid."""
         for name in (
             "num_attention_heads",
             "attention_head_dim",
@@ -83,58 +83,76 @@ class DiTConfig:
             "sample_height",
             "sample_frames",
         ):
-            value = getattr(self, name)
-            need(
-                isinstance(value, int) and not isinstance(value, bool) and value > 0,
-                name,
-                "expected a positive int",
-            )
-        need(self.num_layers >= 0, "num_layers", "expected an int >= 0")
-        need(self.max_text_seq_length >= 0, "max_text_seq_length", "expected an int >= 0")
-        need(
-            self.out_channels is None or self.out_channels > 0,
-            "out_channels",
-            "expected a positive int or None (= in_channels)",
-        )
-        need(
-            self.patch_size_t is None or self.patch_size_t > 0,
-            "patch_size_t",
-            "expected a positive int (CogVideoX 1.5) or None (1.0)",
-        )
-        need(
-            self.ofs_embed_dim is None or self.ofs_embed_dim >= 0,
-            "ofs_embed_dim",
-            "expected a positive int (CogVideoX 1.5 I2V) or None",
-        )
-        need(self.activation_fn in _ACTIVATIONS, "activation_fn", f"one of {_ACTIVATIONS}")
-        need(
-            self.timestep_activation_fn in _TIMESTEP_ACTIVATIONS,
-            "timestep_activation_fn",
-            f"one of {_TIMESTEP_ACTIVATIONS}",
-        )
-        need(0.0 <= self.dropout < 1.0, "dropout", "expected 0 <= dropout < 1")
-        need(self.norm_eps > 0, "norm_eps", "expected > 0")
-        # The reference refuses this combination: no checkpoint has a learned table without RoPE.
-        need(
-            not (
-                self.use_learned_positional_embeddings and not self.use_rotary_positional_embeddings
-            ),
+            check_int(_OWNER, name, getattr(self, name), minimum=1)
+        check_int(_OWNER, "num_layers", self.num_layers, minimum=0)
+        check_int(_OWNER, "max_text_seq_length", self.max_text_seq_length, minimum=0)
+        check_int(_OWNER, "out_channels", self.out_channels, minimum=1, optional=True)
+        check_int(_OWNER, "patch_size_t", self.patch_size_t, minimum=1, optional=True)
+        # 0 and None both mean "no ofs embedding", as diffusers' ``if ofs_embed_dim:``.
+        check_int(_OWNER, "ofs_embed_dim", self.ofs_embed_dim, minimum=0, optional=True)
+        # The sinusoid divides by (inner_dim // 2 - freq_shift).
+        check_int(_OWNER, "freq_shift", self.freq_shift, minimum=0, maximum=self.inner_dim // 2 - 1)
+        for name in (
+            "flip_sin_to_cos",
+            "attention_bias",
+            "norm_elementwise_affine",
+            "use_rotary_positional_embeddings",
             "use_learned_positional_embeddings",
-            "a learned position table needs use_rotary_positional_embeddings=True (5B-I2V)",
+            "patch_bias",
+        ):
+            check_bool(_OWNER, name, getattr(self, name))
+        check_float(_OWNER, "dropout", self.dropout, minimum=0, maximum=1, exclusive_maximum=True)
+        check_float(_OWNER, "norm_eps", self.norm_eps, minimum=0, exclusive_minimum=True)
+        for name in ("spatial_interpolation_scale", "temporal_interpolation_scale"):
+            check_float(_OWNER, name, getattr(self, name), minimum=0, exclusive_minimum=True)
+        check_choice(_OWNER, "activation_fn", self.activation_fn, _ACTIVATIONS)
+        check_choice(
+            _OWNER, "timestep_activation_fn", self.timestep_activation_fn, _TIMESTEP_ACTIVATIONS
         )
-        if self.use_rotary_positional_embeddings:
+        if (self.sample_frames - 1) % self.temporal_compression_ratio:
+            raise config_error(
+                _OWNER,
+                "sample_frames",
+                self.sample_frames,
+                f"expected k * temporal_compression_ratio + 1 pixel frames "
+                f"(temporal_compression_ratio={self.temporal_compression_ratio})",
+            )
+        # The reference refuses this combination: no checkpoint has a learned table without RoPE.
+        if self.use_learned_positional_embeddings and not self.use_rotary_positional_embeddings:
+            raise config_error(
+                _OWNER,
+                "use_learned_positional_embeddings",
+                True,
+                "a learned position table needs use_rotary_positional_embeddings=True (5B-I2V)",
+            )
+        if self.use_learned_positional_embeddings:
+            # The table covers exactly the native token grid, so the native size must patchify.
+            for name in ("sample_height", "sample_width"):
+                if getattr(self, name) % self.patch_size:
+                    raise config_error(
+                        _OWNER,
+                        name,
+                        getattr(self, name),
+                        f"the learned position table needs a multiple of patch_size={self.patch_size}",
+                    )
+        if self.use_rotary_positional_embeddings and self.attention_head_dim % 16:
             # RoPE splits the head dim t/h/w as d/4, 3d/8, 3d/8, and each part must be even.
-            need(
-                self.attention_head_dim % 16 == 0,
+            raise config_error(
+                _OWNER,
                 "attention_head_dim",
+                self.attention_head_dim,
                 "RoPE needs a multiple of 16 (t/h/w parts d/4, 3d/8, 3d/8, each even)",
             )
-        if self.uses_sincos_positions or self.use_learned_positional_embeddings:
+        if (self.uses_sincos_positions or self.use_learned_positional_embeddings) and (
+            self.inner_dim % 16
+        ):
             # 3D sin-cos splits D as D/4 (time) + 3D/8 (w) + 3D/8 (h), each a sin|cos pair.
-            need(
-                self.inner_dim % 16 == 0,
+            raise config_error(
+                _OWNER,
                 "num_attention_heads",
-                f"3D sin-cos positions need heads*head_dim divisible by 16, got {self.inner_dim}",
+                self.num_attention_heads,
+                f"3D sin-cos positions need num_attention_heads * attention_head_dim divisible "
+                f"by 16, got {self.num_attention_heads} * {self.attention_head_dim} = {self.inner_dim}",
             )
 
     # ----------------------------------------------------------------------------- derived sizes
@@ -196,12 +214,15 @@ class DiTConfig:
         class_name = data.get("_class_name", DIFFUSERS_CLASS_NAME)
         if class_name != DIFFUSERS_CLASS_NAME:
             raise ValueError(
-                f"config _class_name={class_name!r} is not a {DIFFUSERS_CLASS_NAME} config"
+                f"DiTConfig._class_name={class_name!r}: expected {DIFFUSERS_CLASS_NAME!r} (is "
+                "this the config of another model?)"
             )
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in data if not k.startswith("_") and k not in fields)
         if unknown:
-            raise ValueError(f"unknown DiTConfig key(s) {unknown}; valid keys are {sorted(fields)}")
+            raise ValueError(
+                f"DiTConfig: unknown key(s) {unknown}; valid keys are {sorted(fields)}"
+            )
         return cls(**{k: v for k, v in data.items() if k in fields})
 
     def to_json_string(self) -> str:
@@ -209,14 +230,12 @@ class DiTConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str]) -> DiTConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        """Read a reference ``config.json``; every error (file, JSON, field) names the path."""
+        data = read_config(path)
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"config file {str(path)!r} is not valid JSON: {err}") from err
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{str(path)!r}: {err}") from None
 
     def replace(self, **changes: Any) -> DiTConfig:
         """A copy with some fields changed (validated again)."""

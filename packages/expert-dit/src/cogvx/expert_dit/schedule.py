@@ -22,7 +22,6 @@ the sampler coefficients there are sensitive to the precision of that difference
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
+from cogvx.modelio import read_config, write_config
 
 __all__ = [
     "SCHEDULER_CONFIG_NAME",
@@ -204,10 +205,7 @@ class SchedulerConfig:
         """Write ``<directory>/scheduler_config.json`` and return its path."""
         path = Path(directory) / SCHEDULER_CONFIG_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_config(path, self.to_dict())
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str]) -> SchedulerConfig:
@@ -215,15 +213,11 @@ class SchedulerConfig:
         p = Path(path)
         if p.is_dir():
             p = p / SCHEDULER_CONFIG_NAME
-        if not p.is_file():
-            raise FileNotFoundError(f"scheduler config not found: {p}")
+        data = read_config(p)
         try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p} is not valid JSON: {e}") from e
-        if not isinstance(data, dict):
-            raise ValueError(f"{p} must hold a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{str(p)!r}: {err}") from None
 
 
 # ---- the schedule ------------------------------------------------------------------------------

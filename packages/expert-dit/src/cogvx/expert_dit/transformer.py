@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,6 +33,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from cogvx.modelio import (
+    CONFIG_NAME,
+    load_checked,
+    read_state_dict,
+    resolve_model_folder,
+    write_config,
+    write_state_dict,
+)
 
 from .attention import AttentionBackend, attention, current_attention_backend
 from .attention import parse_attention_backend as _parse_attention_backend
@@ -636,66 +645,44 @@ class ExpertDiT(nn.Module):
         torch_dtype: torch.dtype | None = None,
         device: torch.device | str = "cpu",
         variant: str | None = None,
+        subfolder: str | None = None,
     ) -> ExpertDiT:
         """Load a diffusers-layout folder: ``config.json`` + ``diffusion_pytorch_model*.safetensors``.
 
-        ``path`` may also be a pipeline folder with a ``transformer/`` subfolder. Weights keep
-        their stored dtype unless ``torch_dtype`` is given. Missing, unexpected or mis-shaped keys
-        raise a ``ValueError`` naming them.
+        As diffusers ``ModelMixin.from_pretrained``: ``torch_dtype`` casts the floating weights
+        (stored dtype when None), ``subfolder="transformer"`` selects a pipeline component, and a
+        pipeline folder without ``subfolder`` falls back to its ``transformer/``. Missing,
+        unexpected or mis-shaped keys raise one ``ValueError`` naming them and the folder.
         """
-        from .checkpoint import load_folder_state_dict, resolve_model_folder
-
-        folder = resolve_model_folder(Path(path), "transformer")
-        config = DiTConfig.from_json_file(folder / "config.json")
+        if torch_dtype is not None and not isinstance(torch_dtype, torch.dtype):
+            raise TypeError(f"torch_dtype={torch_dtype!r}: expected a torch.dtype or None")
+        folder = resolve_model_folder(path, subfolder, default_subfolder="transformer")
+        config = DiTConfig.from_json_file(folder / CONFIG_NAME)
         with torch.device("meta"):
             model = cls(config)
-        state = load_folder_state_dict(folder, variant=variant, device=device)
+        state = read_state_dict(folder, variant=variant, device=device)
         model.load_checked_state_dict(state, dtype=torch_dtype, source=str(folder))
         return model
 
     def load_checked_state_dict(
-        self, state: dict[str, Tensor], *, dtype: torch.dtype | None = None, source: str = "state"
+        self,
+        state: Mapping[str, Tensor],
+        *,
+        dtype: torch.dtype | None = None,
+        source: str = "state",
     ) -> None:
-        """Strict load with clear errors; tensors are assigned (works on a meta-device model)."""
-        expected = self.state_dict(keep_vars=True)
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-            for k in sorted(set(state) & set(expected))
-            if tuple(state[k].shape) != tuple(expected[k].shape)
-        ]
-        problems = []
-        if missing:
-            problems.append(f"missing keys ({len(missing)}): {_preview(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
-        if wrong:
-            problems.append(f"mis-shaped keys ({len(wrong)}): {_preview(wrong)}")
-        if problems:
-            raise ValueError(
-                f"weights in {source} do not fit this {type(self).__name__} config: "
-                + "; ".join(problems)
-            )
-        if dtype is not None:
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-        self.load_state_dict(state, strict=True, assign=True)
+        """Strict load with clear errors (``cogvx.modelio.load_checked``); works on a meta model."""
+        load_checked(self, state, source=source, dtype=dtype)
         self._positions.clear()
 
     def save_pretrained(
-        self, path: str | os.PathLike[str], *, max_shard_size: int | str = "10GB"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_shard_size: int | str | None = "10GB",
+        variant: str | None = None,
     ) -> None:
         """Write ``config.json`` + safetensors weights (sharded with an index above the limit)."""
-        from .checkpoint import save_folder
-
-        save_folder(
-            Path(path),
-            self.config.to_json_string(),
-            self.state_dict(),
-            max_shard_size=max_shard_size,
-        )
-
-
-def _preview(items: list[str], limit: int = 8) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+        folder = Path(path)
+        write_state_dict(folder, self.state_dict(), max_shard_size=max_shard_size, variant=variant)
+        write_config(folder / CONFIG_NAME, self.config.to_dict())
