@@ -1,3 +1,13 @@
-"""CogVideoX training: Lightning modules, data modules and Hydra configs (see apps/train/README.md)."""
+"""CogVideoX training: Lightning modules, data modules and Hydra configs (see apps/train/README.md).
 
-__all__: list[str] = []
+Transformer training: :class:`DiTModule` (T2V / I2V, full or LoRA) over frame-pack batches from
+:class:`VideoDataModule`; LoRA settings :class:`LoraSettings`; export of a model folder
+:func:`export_model_folder`.
+"""
+
+from cogvx.train.data import VideoDataModule
+from cogvx.train.dit import DiTModule
+from cogvx.train.export import export_model_folder
+from cogvx.train.lora import LoraSettings
+
+__all__: list[str] = ["DiTModule", "LoraSettings", "VideoDataModule", "export_model_folder"]

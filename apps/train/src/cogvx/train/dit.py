@@ -1,0 +1,442 @@
+"""Training of the CogVideoX expert transformer: a LightningModule over frame-pack batches.
+
+The recipe (docs/training.md, CogVideoX paper §3 and App. A, and the diffusers fine-tuning
+scripts):
+
+* **v-prediction on the CogVideoX schedule** (``cogvx.expert_dit.NoiseSchedule``: scaled-linear
+  betas, SNR shift, zero terminal SNR): ``x_t = sqrt(a) x_0 + sqrt(1 - a) eps``, target
+  ``v = sqrt(a) eps - sqrt(1 - a) x_0``, loss ``|v_hat - v|^2`` averaged over each sample's
+  elements, then over the samples. SAT writes the same loss as ``|x0_hat - x0|^2 / (1 - a)``;
+  the two are equal, and the v form has no division near ``t = 0``.
+* **explicit uniform sampling** of timesteps across data-parallel ranks
+  (:mod:`cogvx.train.timesteps`).
+* **text dropout** (10%): a dropped sample's text rows become the unconditional embedding the
+  data module delivers (T5 of ``""`` by default, zeros as SAT by option).
+* **AdamW** (0.9, 0.95, wd 1e-4, eps 1e-8) with linear warmup then cosine (or constant) decay;
+  gradient clipping is the Trainer's (``gradient_clip_val``).
+* **EMA** of the trainable weights (:mod:`cogvx.train.ema`), saved in the checkpoint, swapped in
+  for validation by option.
+* **image-to-video** for I2V variants (``in_channels = 2 x out_channels``): the first pixel
+  frame gets noise ``sigma = exp(N(-3, 0.5))`` (one sigma per batch, as the diffusers I2V
+  trainer), is VAE-encoded (``sample() * scaling_factor``), padded with zero latents to the
+  clip's length and concatenated on channels after the noisy latents (``[noisy | image]``); with
+  probability 5% (one draw per batch) the image latents are all zeros.
+* **LoRA** (:mod:`cogvx.train.lora`): only the adapter trains, only the adapter is checkpointed.
+* **frame-pack batches** through ``cogvx.expert_dit.packed_forward``: every sample keeps its own
+  timestep, positions and attention.
+
+Randomness (timesteps, noise, dropout, image noise) comes from a generator seeded by
+``(seed, global_step, rank)``, so a resumed run draws exactly what the uninterrupted run drew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from cogvx.expert_dit import DiTConfig, ExpertDiT, NoiseSchedule, SchedulerConfig, packed_forward
+from cogvx.framepack import PackedBatch, patchify
+from cogvx.train.data import TrainBatch
+from cogvx.train.ema import EMA
+from cogvx.train.lora import LoraSettings, add_lora, save_lora
+from cogvx.train.timesteps import TimestepSampler
+
+__all__ = ["NUM_LOSS_BUCKETS", "DiTModule", "lr_lambda"]
+
+#: Timestep buckets of the per-bucket loss (``train/loss_bucket_{i}``, ``i`` in 0..9).
+NUM_LOSS_BUCKETS = 10
+
+
+def lr_lambda(
+    step: int, *, warmup_steps: int, total_steps: int, schedule: str, min_lr_ratio: float
+) -> float:
+    """LR multiplier at optimizer step ``step``: linear warmup from ``1/warmup`` to 1 over
+    ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``total_steps`` (or constant)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    digest = hashlib.sha256(f"{seed}|{step}|{rank}".encode()).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+class DiTModule(L.LightningModule):
+    """Trains an :class:`~cogvx.expert_dit.ExpertDiT` (T2V or I2V, full or LoRA).
+
+    Args:
+        transformer: architecture for training from scratch (random init from ``seed``) --or--
+        model_folder: a local diffusers-layout CogVideoX folder (or its ``transformer/``):
+            full fine-tuning, or the LoRA base. Its ``scheduler/`` and ``vae/`` are used when
+            ``scheduler`` / ``vae_folder`` are not given.
+        scheduler: the noise schedule (default: the folder's, else ``SchedulerConfig()``).
+        vae_folder: the frozen VAE that encodes the first frame (I2V only).
+        lora: train a LoRA adapter instead of all weights.
+        optim: ``cogvx.train.config.OptimConfig`` (lr, betas, weight_decay, eps, warmup_steps,
+            schedule, min_lr_ratio, max_steps); None = the defaults below.
+        text_dropout: probability that a sample trains unconditionally (paper: 0.1).
+        explicit_uniform: explicit uniform timestep sampling across ranks (off: plain uniform).
+        ema_decay: keep an EMA of the trainable weights with this decay (None: no EMA).
+        ema_for_validation: validate (and export by default) with the EMA weights.
+        gradient_checkpointing: recompute each block in backward.
+        image_noise_mean, image_noise_std, image_dropout: I2V first-frame augmentation.
+        attention_mode: ``cogvx.expert_dit.PackedAttention`` (auto, mask, split, varlen).
+        seed: model init and per-step randomness.
+    """
+
+    def __init__(
+        self,
+        transformer: DiTConfig | None = None,
+        model_folder: str | None = None,
+        scheduler: SchedulerConfig | None = None,
+        vae_folder: str | None = None,
+        lora: LoraSettings | None = None,
+        optim: Any = None,
+        text_dropout: float = 0.1,
+        explicit_uniform: bool = True,
+        ema_decay: float | None = None,
+        ema_for_validation: bool = False,
+        gradient_checkpointing: bool = False,
+        image_noise_mean: float = -3.0,
+        image_noise_std: float = 0.5,
+        image_dropout: float = 0.05,
+        attention_mode: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if (transformer is None) == (model_folder is None):
+            raise ValueError(
+                f"model.transformer={transformer!r}, model.model_folder={model_folder!r}: give "
+                "exactly one (a DiTConfig to train from scratch, or a folder to fine-tune)"
+            )
+        for name, p in (("text_dropout", text_dropout), ("image_dropout", image_dropout)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"model.{name}={p!r}: expected a probability in [0, 1]")
+        if ema_for_validation and ema_decay is None:
+            raise ValueError("model.ema_for_validation=True needs model.ema_decay (no EMA kept)")
+        if model_folder is not None:
+            folder = Path(model_folder)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"model.model_folder={model_folder!r}: no such folder")
+            self.dit = ExpertDiT.from_pretrained(folder, torch_dtype=torch.float32)
+            root = folder if (folder / "transformer").is_dir() else folder.parent
+            if scheduler is None and (root / "scheduler").is_dir():
+                scheduler = SchedulerConfig.from_pretrained(root / "scheduler")
+            if vae_folder is None and (root / "vae").is_dir():
+                vae_folder = str(root / "vae")
+            self.base_folder: str | None = str(root)
+        else:
+            if not isinstance(transformer, DiTConfig):
+                raise TypeError(
+                    f"model.transformer must be a DiTConfig, got {type(transformer).__name__}"
+                )
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.dit = ExpertDiT(transformer)
+            self.base_folder = None
+        self.scheduler_config = scheduler if scheduler is not None else SchedulerConfig()
+        self.schedule = NoiseSchedule(self.scheduler_config)
+        self.timesteps = TimestepSampler(
+            self.scheduler_config.num_train_timesteps, explicit_uniform=explicit_uniform
+        )
+        config = self.dit.config
+        self.i2v = config.in_channels == 2 * config.out_dim
+        self.vae_folder = vae_folder
+        if self.i2v and vae_folder is None:
+            raise ValueError(
+                f"this transformer is I2V (in_channels={config.in_channels} = 2 x "
+                f"{config.out_dim}) and needs model.vae_folder to encode the first frame"
+            )
+        self._vae: torch.nn.Module | None = None  # frozen, not a submodule (never checkpointed)
+        self.lora_settings = lora
+        self.lora_config = add_lora(self.dit, lora) if lora is not None else None
+        # LoRA checkpoints hold the adapter only; the frozen base comes from the folder.
+        self.strict_loading = lora is None
+        if gradient_checkpointing:
+            self.dit.set_gradient_checkpointing(True)
+        self.ema = EMA(self.dit, ema_decay) if ema_decay is not None else None
+        self.ema_for_validation = ema_for_validation
+        self.optim = optim
+        self.text_dropout = float(text_dropout)
+        self.image_noise_mean = float(image_noise_mean)
+        self.image_noise_std = float(image_noise_std)
+        self.image_dropout = float(image_dropout)
+        self.attention_mode = attention_mode
+        self.seed = int(seed)
+        self._validation_stack: contextlib.ExitStack | None = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def config(self) -> DiTConfig:
+        return self.dit.config
+
+    def vae(self) -> torch.nn.Module:
+        """The frozen VAE (I2V), loaded on first use on the module's device."""
+        if self._vae is None:
+            from cogvx.vae3d import CausalVAE3D
+
+            assert self.vae_folder is not None
+            vae = CausalVAE3D.from_pretrained(self.vae_folder).to(torch.float32)
+            self._vae = vae.eval().requires_grad_(False)
+        if next(self._vae.parameters()).device != self.device:
+            self._vae.to(self.device)
+        return self._vae
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self._trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
+        if isinstance(batch, TrainBatch):
+            return batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    # ------------------------------------------------------------------ loss
+    def _image_tokens(self, packed: PackedBatch, images: list[Tensor], g: torch.Generator):
+        """I2V conditioning tokens ``[N_video, C*pt*p*p]``: noisy first frame -> latents, zero
+        latents after it, patchified like the video (see the module docstring)."""
+        vae = self.vae()
+        sigma = math.exp(
+            self.image_noise_mean + self.image_noise_std * torch.randn(1, generator=g).item()
+        )
+        drop = torch.rand(1, generator=g).item() < self.image_dropout
+        tokens = []
+        for image, shape, pad in zip(images, packed.latent_shapes, packed.latent_pads):
+            t, c, h, w = shape
+            if drop:
+                lat = torch.zeros(t + pad, c, h, w, device=self.device)
+            else:
+                eps = torch.randn(image.shape, generator=g).to(image)
+                noisy = (image + sigma * eps)[None].to(torch.float32)  # [1, 3, 1, H, W]
+                post = vae.encode(noisy)
+                z = post.sample(generator=g).to(self.device) * float(vae.config.scaling_factor)
+                first = z[0].permute(1, 0, 2, 3)  # [1, C, h, w]
+                lat = torch.cat([first, first.new_zeros(t + pad - 1, c, h, w)])  # [t+pad, C, h, w]
+            tok, _, _ = patchify(lat, self.config.patch_size, self.config.patch_size_t)
+            tokens.append(tok)
+        return torch.cat(tokens)
+
+    def packed_loss(
+        self,
+        batch: TrainBatch,
+        *,
+        generator: torch.Generator,
+        rank: int = 0,
+        world_size: int = 1,
+        timesteps: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(loss, per-sample losses ``[n]``, timesteps ``[n]``) of one frame-pack batch."""
+        packed = batch.packed
+        assert packed is not None
+        n, device = packed.num_samples, self.device
+        if timesteps is None:
+            timesteps = self.timesteps.sample(
+                n, rank=rank, world_size=world_size, generator=generator
+            )
+        t = timesteps.to(device)
+        video_lengths = torch.tensor(packed.video_lengths(), device=device)
+        video_ids = torch.repeat_interleave(torch.arange(n, device=device), video_lengths)  # [N]
+        x0 = packed.latent_tokens.to(device, torch.float32)  # [N, C*pt*p*p]
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        t_tok = t[video_ids]
+        x_t = self.schedule.add_noise(x0, noise, t_tok)
+        target = self.schedule.get_velocity(x0, noise, t_tok)
+
+        text = packed.text_embeds.to(device, torch.float32)  # [N_text, D]
+        drop = torch.rand(n, generator=generator) < self.text_dropout
+        if drop.any():
+            rows = []
+            for i, (part, n_text) in enumerate(
+                zip(text.split(list(packed.text_lengths)), packed.text_lengths)
+            ):
+                rows.append(batch.uncond[:n_text].to(text) if drop[i] else part)
+            text = torch.cat(rows)
+
+        model_in = x_t
+        if self.i2v:
+            if batch.images is None:
+                raise ValueError(
+                    "this I2V transformer needs first frames: set data.image_conditioning=true"
+                )
+            model_in = torch.cat([x_t, self._image_tokens(packed, batch.images, generator)], dim=1)
+        ofs = 2.0 if self.config.ofs_embed_dim else None
+        pred = packed_forward(
+            self.dit,
+            model_in,
+            text,
+            text_lengths=packed.text_lengths,
+            grids=packed.grids,
+            timestep=t,
+            ofs=ofs,
+            attention_mode=self.attention_mode,
+        )
+        err = (pred.float() - target).pow(2).mean(dim=1)  # [N] per-token mean over features
+        per_sample = torch.zeros(n, device=device).index_add_(0, video_ids, err) / video_lengths
+        return per_sample.mean(), per_sample, timesteps
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> Tensor:
+        rank, world = self._rank_world()
+        g = _step_generator(self.seed, self.global_step, rank)
+        skipped = len(batch.skipped)
+        self.log("train/skipped", float(skipped), on_step=True, on_epoch=False, batch_size=1)
+        if batch.packed is None:
+            # Every sample of this pack was unreadable: a zero loss that still touches every
+            # trainable weight, so data-parallel ranks stay in step.
+            loss = sum(p.sum() * 0.0 for p in self.dit.parameters() if p.requires_grad)
+            self.log("train/loss", float("nan"), on_step=True, on_epoch=False, batch_size=1)
+            return loss  # type: ignore[return-value]
+        loss, per_sample, t = self.packed_loss(batch, generator=g, rank=rank, world_size=world)
+        n = per_sample.shape[0]
+        self.log(
+            "train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n
+        )
+        buckets = (t * NUM_LOSS_BUCKETS // self.timesteps.num_timesteps).tolist()
+        for b in sorted(set(buckets)):
+            sel = [i for i, x in enumerate(buckets) if x == b]
+            self.log(
+                f"train/loss_bucket_{b}",
+                per_sample.detach()[sel].mean(),
+                on_step=True,
+                on_epoch=False,
+                batch_size=len(sel),
+            )
+        self.log(
+            "train/real_tokens",
+            float(batch.packed.seq_len),
+            on_step=True,
+            on_epoch=False,
+            batch_size=1,
+        )
+        self.log("train/samples", float(n), on_step=True, on_epoch=False, batch_size=1)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad.detach().float() for p in self.dit.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(x) for x in grads])
+            )
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=False, batch_size=1)
+
+    def on_before_zero_grad(self, optimizer: torch.optim.Optimizer) -> None:
+        # Called once per optimizer step, after the step: the weights the EMA should follow.
+        if self.ema is not None and self.trainer.training:
+            self.ema.update(self.dit)
+
+    def configure_optimizers(self) -> Any:
+        o = self.optim
+        get = (lambda k, d: getattr(o, k, d)) if o is not None else (lambda k, d: d)
+        lr = float(get("lr", 1e-4))
+        betas = tuple(get("betas", (0.9, 0.95)))
+        params = [p for p in self.dit.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            params,
+            lr=lr,
+            betas=(float(betas[0]), float(betas[1])),
+            weight_decay=float(get("weight_decay", 1e-4)),
+            eps=float(get("eps", 1e-8)),
+        )
+        total = get("max_steps", None)
+        if total is None or int(total) <= 0:
+            total = self.trainer.max_steps if self.trainer.max_steps > 0 else None
+        if total is None:
+            total = int(self.trainer.estimated_stepping_batches)
+        schedule = str(get("schedule", "cosine"))
+        if schedule not in ("cosine", "constant"):
+            raise ValueError(f"optim.schedule={schedule!r}: expected 'cosine' or 'constant'")
+        warmup = int(get("warmup_steps", 0))
+        min_ratio = float(get("min_lr_ratio", 0.0))
+
+        def fn(step: int) -> float:
+            return lr_lambda(
+                step,
+                warmup_steps=warmup,
+                total_steps=int(total),
+                schedule=schedule,
+                min_lr_ratio=min_ratio,
+            )
+
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ EMA and checkpoints
+    @contextlib.contextmanager
+    def validation_weights(self) -> Iterator[None]:
+        """The weights to validate or export with: the EMA ones when ``ema_for_validation``."""
+        if self.ema is not None and self.ema_for_validation:
+            with self.ema.applied(self.dit):
+                yield
+        else:
+            yield
+
+    def on_validation_start(self) -> None:
+        self._validation_stack = contextlib.ExitStack()
+        self._validation_stack.enter_context(self.validation_weights())
+
+    def on_validation_end(self) -> None:
+        if self._validation_stack is not None:
+            self._validation_stack.close()
+            self._validation_stack = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.ema is not None:
+            checkpoint["ema"] = self.ema.state_dict()
+        if self.lora_config is not None:
+            trainable = {f"dit.{n}" for n, p in self.dit.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {
+                k: v for k, v in checkpoint["state_dict"].items() if k in trainable
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.ema is not None:
+            if "ema" not in checkpoint:
+                raise ValueError("the checkpoint has no EMA state but model.ema_decay is set")
+            self.ema.load_state_dict(checkpoint["ema"])
+
+    # ------------------------------------------------------------------ export
+    def save_lora_weights(
+        self, folder: str | os.PathLike[str], *, use_ema: bool | None = None
+    ) -> Path:
+        """Write the adapter in the diffusers LoRA layout (``pytorch_lora_weights.safetensors``)."""
+        if self.lora_config is None:
+            raise ValueError("this module trains no LoRA (model.lora is None)")
+        use_ema = self.ema_for_validation if use_ema is None else use_ema
+        ctx = (
+            self.ema.applied(self.dit)
+            if (use_ema and self.ema is not None)
+            else contextlib.nullcontext()
+        )
+        with ctx:
+            return save_lora(self.dit, folder, self.lora_config)
+
+    def save_transformer(
+        self, folder: str | os.PathLike[str], *, use_ema: bool | None = None
+    ) -> None:
+        """``save_pretrained`` of the trained transformer (LoRA merged into a copy of the base)."""
+        from cogvx.train.export import merged_transformer
+
+        use_ema = self.ema_for_validation if use_ema is None else use_ema
+        ctx = (
+            self.ema.applied(self.dit)
+            if (use_ema and self.ema is not None)
+            else contextlib.nullcontext()
+        )
+        with ctx:
+            merged_transformer(self.dit).save_pretrained(folder)
