@@ -181,8 +181,7 @@ def _resampled_indices(num_frames: int, src_fps: float | None, dst_fps: float | 
         step = 1.0
     else:
         step = src_fps / dst_fps
-    idx = [min(num_frames - 1, int(math.floor(k * step + 1e-6))) for k in range(n)]
-    return idx
+    return [min(num_frames - 1, math.floor(k * step + 1e-6)) for k in range(n)]
 
 
 def load_clip(record: ManifestRecord, shape: TrainShape, *, fps: float | None) -> torch.Tensor:
