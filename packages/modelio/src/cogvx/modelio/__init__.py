@@ -9,6 +9,7 @@ Depends on torch and safetensors only.
 
 from cogvx.modelio.atomic import atomic_write, write_text_atomic
 from cogvx.modelio.config import CONFIG_NAME, read_config, write_config
+from cogvx.modelio.dtypes import DTYPE_NAMES, dtype_name, parse_dtype
 from cogvx.modelio.weights import (
     WEIGHTS_NAME,
     check_state_dict,
@@ -23,11 +24,14 @@ from cogvx.modelio.weights import (
 
 __all__ = [
     "CONFIG_NAME",
+    "DTYPE_NAMES",
     "WEIGHTS_NAME",
     "atomic_write",
     "check_state_dict",
+    "dtype_name",
     "find_weights",
     "load_checked",
+    "parse_dtype",
     "parse_size",
     "read_config",
     "read_state_dict",
