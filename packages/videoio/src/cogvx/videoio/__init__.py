@@ -19,9 +19,23 @@ from cogvx.videoio.manifest import (
     resolve_path,
     scan_manifest,
 )
+from cogvx.videoio.paths import (
+    IMAGE_SUFFIXES,
+    PARTIAL_MARKER,
+    VIDEO_SUFFIXES,
+    WRITABLE_VIDEO_SUFFIXES,
+    collect_media,
+    is_image_path,
+    is_partial_output,
+    is_video_path,
+)
 from cogvx.videoio.tensors import frames_to_tensor, sample_frame_indices, tensor_to_frames
 
 __all__ = [
+    "IMAGE_SUFFIXES",
+    "PARTIAL_MARKER",
+    "VIDEO_SUFFIXES",
+    "WRITABLE_VIDEO_SUFFIXES",
     "ManifestError",
     "ManifestRecord",
     "ManifestWriter",
@@ -29,7 +43,11 @@ __all__ = [
     "VideoInfo",
     "VideoReadError",
     "atomic_output",
+    "collect_media",
     "frames_to_tensor",
+    "is_image_path",
+    "is_partial_output",
+    "is_video_path",
     "probe_video",
     "read_image",
     "read_manifest",

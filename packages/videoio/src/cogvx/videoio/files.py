@@ -20,6 +20,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from cogvx.videoio.paths import WRITABLE_VIDEO_SUFFIXES
+
 __all__ = [
     "Video",
     "VideoInfo",
@@ -31,8 +33,6 @@ __all__ = [
     "write_image",
     "write_video",
 ]
-
-VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
 class VideoReadError(ValueError):
@@ -218,8 +218,10 @@ def write_video(
     """
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES:
-        raise ValueError(f"video path {str(target)!r}: suffix must be one of {VIDEO_SUFFIXES}")
+    if suffix not in WRITABLE_VIDEO_SUFFIXES:
+        raise ValueError(
+            f"path={str(target)!r}: a video is written as one of {', '.join(WRITABLE_VIDEO_SUFFIXES)}"
+        )
     if not fps or fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     if pix_fmt not in MP4_PIXEL_FORMATS:
