@@ -119,19 +119,19 @@ def test_pipeline_lora_staged_and_fused(make_folder, tmp_path):
         progress=False,
     )
     resident = TextToVideoPipeline.from_pretrained(folder)
-    base = resident(**kw, generator=torch.Generator().manual_seed(0))
+    base = resident(**kw, generator=torch.Generator().manual_seed(0)).frames
     resident.load_lora_weights(lora_dir, scale=0.7)
-    with_lora = resident(**kw, generator=torch.Generator().manual_seed(0))
+    with_lora = resident(**kw, generator=torch.Generator().manual_seed(0)).frames
     assert (with_lora - base).abs().max() > 1e-3
     resident.fuse_lora()
-    fused = resident(**kw, generator=torch.Generator().manual_seed(0))
+    fused = resident(**kw, generator=torch.Generator().manual_seed(0)).frames
     assert (fused - with_lora).abs().max() <= 1e-4
     # A staged pipeline reloads the transformer per call and re-applies the LoRA (fused too).
     staged = TextToVideoPipeline.from_pretrained(folder, residency="staged")
     staged.load_lora_weights(lora_dir, scale=0.7)
     staged.fuse_lora()
     assert (
-        staged(**kw, generator=torch.Generator().manual_seed(0)) - with_lora
+        staged(**kw, generator=torch.Generator().manual_seed(0)).frames - with_lora
     ).abs().max() <= 1e-4
     assert staged.transformer.peek() is None
 

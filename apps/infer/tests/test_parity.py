@@ -67,7 +67,7 @@ def test_text_to_video_matches_reference(cached_pipelines, spec, overrides):
     )
     kw.update(overrides)
     ref = ref_pipe(**kw, generator=gen(), output_type="pt").frames
-    compare(ref, ours(**kw, generator=gen(), progress=False))
+    compare(ref, ours(**kw, generator=gen(), progress=False).frames)
 
 
 def test_text_to_video_batch_latents_and_no_guidance(make_folder):
@@ -89,13 +89,16 @@ def test_text_to_video_batch_latents_and_no_guidance(make_folder):
     )
     # Per-item generators.
     ref = ref_pipe(**kw, generator=[gen(1), gen(2)], output_type="pt").frames
-    compare(ref, ours(**kw, generator=[gen(1), gen(2)], progress=False))
+    compare(ref, ours(**kw, generator=[gen(1), gen(2)], progress=False).frames)
     # Given initial latents and guidance off (one transformer pass per step).
     latents = torch.randn(2, 3, 4, 2, 4, generator=gen(5))
     ref = ref_pipe(
         **kw, latents=latents, guidance_scale=1.0, generator=gen(3), output_type="pt"
     ).frames
-    compare(ref, ours(**kw, latents=latents, guidance_scale=1.0, generator=gen(3), progress=False))
+    compare(
+        ref,
+        ours(**kw, latents=latents, guidance_scale=1.0, generator=gen(3), progress=False).frames,
+    )
 
 
 def test_zero_unconditional_branch_matches_reference_given_zero_embeddings(cached_pipelines):
@@ -118,9 +121,9 @@ def test_zero_unconditional_branch_matches_reference_given_zero_embeddings(cache
         generator=gen(),
         output_type="pt",
     ).frames
-    out = ours(**kw, unconditional="zeros", generator=gen(), progress=False)
+    out = ours(**kw, unconditional="zeros", generator=gen(), progress=False).frames
     compare(ref, out)
-    assert (out - ours(**kw, generator=gen(), progress=False)).abs().max() > 1e-3
+    assert (out - ours(**kw, generator=gen(), progress=False).frames).abs().max() > 1e-3
 
 
 def _image(h: int, w: int, seed: int = 0) -> Image.Image:
@@ -179,7 +182,7 @@ def test_image_to_video_matches_reference(cached_pipelines, spec, overrides):
     kw.update(overrides)
     image = _image(kw["height"], kw["width"])
     ref = ref_pipe(image=image, **kw, generator=gen(), output_type="pt").frames
-    compare(ref, ours(image, **kw, generator=gen(), progress=False))
+    compare(ref, ours(image, **kw, generator=gen(), progress=False).frames)
 
 
 V2V_CASES = [
@@ -210,4 +213,4 @@ def test_video_to_video_matches_reference(cached_pipelines, spec, overrides):
     kw = dict(prompt="a panda", height=16, width=32, guidance_scale=6.0, max_sequence_length=12)
     kw.update(overrides)
     ref = ref_pipe(video=video, **kw, generator=gen(), output_type="pt").frames
-    compare(ref, ours(video, **kw, generator=gen(), progress=False))
+    compare(ref, ours(video, **kw, generator=gen(), progress=False).frames)

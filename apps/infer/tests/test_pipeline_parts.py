@@ -106,7 +106,7 @@ def test_non_finite_latents_stop_with_a_clear_message(make_folder):
         pipe.transformer.peek().proj_out.bias.fill_(float("inf"))
     with pytest.raises(NonFiniteError, match=r"step 0 \(t=999\).*dtype=torch.float32"):
         pipe("a cat", height=16, width=32, num_frames=9, num_inference_steps=2, progress=False)
-    pipe16 = TextToVideoPipeline.from_pretrained(make_folder(SPEC), dtype="fp16")
+    pipe16 = TextToVideoPipeline.from_pretrained(make_folder(SPEC), torch_dtype="fp16")
     with torch.no_grad():
         pipe16.transformer.peek().proj_out.bias.fill_(float("nan"))
     with pytest.raises(NonFiniteError, match=r"fp16 overflows.*bf16"):
@@ -126,10 +126,10 @@ def test_staged_pipeline_frees_each_stage_and_matches_resident(make_folder):
     assert all(c.peek() is None for c in (staged.text_encoder, staged.transformer, staged.vae))
     loads = []
     staged.transformer.on_load.append(lambda m: loads.append(type(m).__name__))
-    out = staged(**kw, generator=torch.Generator().manual_seed(0), return_report=True)
+    out = staged(**kw, generator=torch.Generator().manual_seed(0))
     assert loads == ["ExpertDiT"]
     assert all(c.peek() is None for c in (staged.text_encoder, staged.transformer, staged.vae))
-    ref = resident(**kw, generator=torch.Generator().manual_seed(0))
+    ref = resident(**kw, generator=torch.Generator().manual_seed(0)).frames
     assert torch.equal(out.frames, ref)
     names = [s.name for s in out.report.stages]
     assert names == ["text encoding", "denoising", "decoding"]
@@ -222,7 +222,7 @@ def test_t5_wrapper_pads_truncates_and_uses_no_mask(make_folder, kind, caplog):
 def test_lifetime_peak_survives_stage_resets():
     from cogvx.infer.staging import peak_rss, stage_peak_rss
 
-    report = StageReport()
+    report = StageReport(probe_rss=True)
     with report.stage("big"):
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB touched
         block.add_(1)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cogvx.infer.lora import fuse_lora, load_lora, set_lora_scale, unfuse_lora, unload_lora
-    from cogvx.infer.model_folder import ModelFolder
+    from cogvx.infer.model_folder import ModelFolder, VAEInfo, resolve_model_path
     from cogvx.infer.pipelines import (
         GenerationResult,
         ImageToVideoPipeline,
         TextToVideoPipeline,
-        VAEInfo,
+        VideoPipelineOutput,
         VideoToVideoPipeline,
         build_pipeline,
         write_videos,
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from cogvx.infer.precision import NonFiniteError, resolve_dtype
     from cogvx.infer.shapes import FamilyDefaults, ShapeRules, VideoShape
     from cogvx.infer.staging import Residency, StageReport, StageStats
+    from cogvx.infer.tasks import TASKS, Task
     from cogvx.infer.text_encoder import T5TextEncoder, load_tokenizer
+    from cogvx.infer.validation import MemoryEstimateError
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -41,10 +43,15 @@ _EXPORTS = {
     "unfuse_lora": "lora",
     "unload_lora": "lora",
     "ModelFolder": "model_folder",
+    "VAEInfo": "model_folder",
+    "resolve_model_path": "model_folder",
+    "MemoryEstimateError": "validation",
+    "TASKS": "tasks",
+    "Task": "tasks",
+    "VideoPipelineOutput": "pipelines",
     "GenerationResult": "pipelines",
     "ImageToVideoPipeline": "pipelines",
     "TextToVideoPipeline": "pipelines",
-    "VAEInfo": "pipelines",
     "VideoToVideoPipeline": "pipelines",
     "build_pipeline": "pipelines",
     "write_videos": "pipelines",
@@ -61,9 +68,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "TASKS",
     "FamilyDefaults",
     "GenerationResult",
     "ImageToVideoPipeline",
+    "MemoryEstimateError",
     "ModelFolder",
     "NonFiniteError",
     "Residency",
@@ -71,8 +80,10 @@ __all__ = [
     "StageReport",
     "StageStats",
     "T5TextEncoder",
+    "Task",
     "TextToVideoPipeline",
     "VAEInfo",
+    "VideoPipelineOutput",
     "VideoShape",
     "VideoToVideoPipeline",
     "build_pipeline",
@@ -81,6 +92,7 @@ __all__ = [
     "load_lora",
     "load_tokenizer",
     "resolve_dtype",
+    "resolve_model_path",
     "set_lora_scale",
     "unfuse_lora",
     "unload_lora",

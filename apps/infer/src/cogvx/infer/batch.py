@@ -112,7 +112,7 @@ class GenerationModule(L.LightningModule):
             kwargs = dict(self.call_kwargs)
             if record.negative_prompt is not None:
                 kwargs["negative_prompt"] = record.negative_prompt
-            frames = self.pipe(prompt=record.prompt, generator=generator, **kwargs)
+            frames = self.pipe(prompt=record.prompt, generator=generator, **kwargs).frames
             target = self.output_dir / f"{record.index:04d}{self.suffix}"
             written += [str(p) for p in self.pipe.save_video(frames, target, fps=self.fps)]
         return written

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = _call_kwargs(cfg, task) | _conditioning(cfg, task)
     generator = torch.Generator().manual_seed(int(cfg.sampling.seed))
     result = pipe(
-        prompt=cfg.prompt, generator=generator, progress=progress, return_report=True, **kwargs
+        prompt=cfg.prompt, generator=generator, progress=progress, **kwargs
     )
     paths = pipe.save_video(result.frames, output, fps=cfg.output.fps)
     shape = result.shape

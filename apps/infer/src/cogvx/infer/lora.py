@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # peft is imported where LoRA is used: it costs seconds at st
 
 __all__ = [
     "LORA_WEIGHT_NAME",
+    "LoraLoaderMixin",
     "fuse_lora",
     "load_lora",
     "read_lora_file",
@@ -173,3 +175,82 @@ def unload_lora(transformer: torch.nn.Module) -> None:
             parent_name, _, child = name.rpartition(".")
             parent = transformer.get_submodule(parent_name) if parent_name else transformer
             setattr(parent, child, module.get_base_layer())
+
+
+# ---- on a pipeline -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LoraSpec:
+    path: Path
+    adapter_name: str
+    scale: float
+
+
+class LoraLoaderMixin:
+    """The pipelines' LoRA methods (diffusers ``CogVideoXLoraLoaderMixin`` names).
+
+    Adapters are remembered as (file, name, scale) and re-applied whenever a staged transformer is
+    loaded again, so LoRA works with every residency. Needs ``self.transformer``, a
+    :class:`cogvx.infer.staging.Component`; call :meth:`_init_lora` from ``__init__``.
+    """
+
+    def _init_lora(self) -> None:
+        self.loras: list[_LoraSpec] = []
+        self.lora_fused = False
+        self.transformer.on_load.append(self._apply_loras)
+
+    def load_lora_weights(
+        self, path: str | os.PathLike[str], *, adapter_name: str = "default", scale: float = 1.0
+    ) -> None:
+        """Add a diffusers-layout LoRA (``pytorch_lora_weights.safetensors``) to the transformer."""
+        if self.lora_fused:
+            raise ValueError("unfuse the loaded LoRA weights before adding another adapter")
+        spec = _LoraSpec(_resolve(path), adapter_name, float(scale))
+        module = self.transformer.peek()
+        if module is not None:
+            load_lora(module, spec.path, adapter_name=spec.adapter_name, scale=spec.scale)
+        self.loras.append(spec)
+
+    def set_lora_scale(self, scale: float, *, adapter_name: str | None = None) -> None:
+        """Change the LoRA scale (of one adapter, or all)."""
+        if self.lora_fused:
+            raise ValueError("LoRA weights are fused: unfuse before changing the scale")
+        self.loras = [
+            _LoraSpec(s.path, s.adapter_name, float(scale))
+            if adapter_name in (None, s.adapter_name)
+            else s
+            for s in self.loras
+        ]
+        module = self.transformer.peek()
+        if module is not None:
+            set_lora_scale(module, scale, adapter_name=adapter_name)
+
+    def fuse_lora(self) -> None:
+        """Merge the LoRA deltas (at their scales) into the transformer weights."""
+        if not self.loras:
+            raise ValueError("no LoRA weights are loaded")
+        module = self.transformer.peek()
+        if module is not None:
+            fuse_lora(module)
+        self.lora_fused = True
+
+    def unfuse_lora(self) -> None:
+        """Undo :meth:`fuse_lora`."""
+        module = self.transformer.peek()
+        if module is not None:
+            unfuse_lora(module)
+        self.lora_fused = False
+
+    def unload_lora_weights(self) -> None:
+        """Remove all LoRA adapters."""
+        module = self.transformer.peek()
+        if module is not None:
+            unload_lora(module)
+        self.loras, self.lora_fused = [], False
+
+    def _apply_loras(self, module: torch.nn.Module) -> None:
+        for spec in self.loras:
+            load_lora(module, spec.path, adapter_name=spec.adapter_name, scale=spec.scale)
+        if self.lora_fused:
+            fuse_lora(module)

@@ -11,8 +11,9 @@ A pipeline runs three stages in order: text encoding (T5), denoising (transforme
   (docs/pipelines.md §Staging and offload). Costs a load per stage and call.
 
 :class:`StageReport` records wall time and peak memory (process RSS, and accelerator memory when
-there is one) per stage. Peak RSS per stage uses Linux's resettable high-water mark
-(``/proc/self/clear_refs``); elsewhere it falls back to the lifetime peak.
+there is one) per stage. Per-stage peak RSS is opt-in (``StageReport(probe_rss=True)``): it resets
+Linux's high-water mark (``/proc/self/clear_refs``); otherwise, and elsewhere, the column is the
+lifetime peak.
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ class Component(Generic[T]):
         self.residency = Residency(residency)
         self.on_load: list[Callable[[T], None]] = []
         self._module = module if residency is not Residency.STAGED else None
+
+    def set_residency(self, residency: Residency | str) -> None:
+        """Change where the model lives between stages from now on (a loaded module that becomes
+        staged is dropped; one that becomes offloaded goes to the CPU)."""
+        residency = Residency(residency)
+        if residency is Residency.STAGED and self.loader is None:
+            raise ValueError(f"component {self.name!r} cannot be staged without a loader")
+        self.residency = residency
+        if self._module is not None and residency is not Residency.RESIDENT:
+            self.release()
 
     @property
     def loaded(self) -> bool:
@@ -173,9 +184,15 @@ class StageStats:
 
 @dataclass
 class StageReport:
-    """Per-stage time and peak memory of one pipeline call (text encoding, denoising, decoding)."""
+    """Per-stage time and peak memory of one pipeline call (text encoding, denoising, decoding).
+
+    ``probe_rss=True`` resets the kernel's RSS high-water mark at each stage start (it writes
+    ``/proc/self/clear_refs``), so each stage reports its own peak; by default nothing is written
+    and the peak RSS column is the process's peak so far (``rss_is_lifetime_peak``).
+    """
 
     stages: list[StageStats] = field(default_factory=list)
+    probe_rss: bool = False
 
     @contextlib.contextmanager
     def stage(self, name: str, device: torch.device | None = None) -> Iterator[None]:
@@ -183,7 +200,7 @@ class StageReport:
         if cuda:
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
-        reset = _reset_peak_rss()
+        reset = _reset_peak_rss() if self.probe_rss else False
         start = time.perf_counter()
         try:
             yield

@@ -60,7 +60,9 @@ class T5TextEncoder:
         was_enabled = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            model = T5EncoderModel.from_pretrained(encoder_folder, dtype=dtype or "auto")
+            model = T5EncoderModel.from_pretrained(
+                encoder_folder, dtype=dtype or "auto", use_safetensors=True
+            )
         finally:
             if was_enabled:
                 hf_logging.enable_progress_bar()
