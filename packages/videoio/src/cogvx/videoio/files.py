@@ -275,3 +275,43 @@ def write_image(path: str | os.PathLike[str], image: Any) -> Path:
     with atomic_output(target) as tmp:
         Image.fromarray(arr).save(tmp, format=fmt)
     return target
+
+
+def export_to_video(
+    video_frames: Any, output_video_path: str | os.PathLike[str] | None = None, fps: float = 10
+) -> str:
+    """diffusers' ``export_to_video``: write one video's frames and return the path (a temporary
+    ``.mp4`` when ``output_video_path`` is None).
+
+    ``video_frames``: a list of PIL images, a list of ``[H, W, 3]`` arrays (uint8, or float in
+    [0, 1]), a ``[T, H, W, 3]`` array, or a float ``[T, 3, H, W]`` tensor in [0, 1] (a pipeline's
+    ``output_type="pt"`` video). Floats outside [0, 1] are refused, not clipped. Written with
+    :func:`write_video` (atomic; ``.mp4`` or ``.gif``).
+    """
+    if isinstance(video_frames, (list, tuple)):
+        if not video_frames:
+            raise ValueError("video_frames=[]: a video needs at least one frame")
+        items = [
+            np.asarray(f.convert("RGB")) if isinstance(f, Image.Image) else np.asarray(f)
+            for f in video_frames
+        ]
+        if len({(a.shape, a.dtype) for a in items}) != 1:
+            raise ValueError("video_frames: every frame must have the same shape and dtype")
+        arr = np.stack(items)
+    elif hasattr(video_frames, "detach"):  # a torch tensor
+        arr = video_frames.detach().cpu().numpy()
+        if arr.ndim == 4 and arr.shape[1] == 3 and arr.shape[-1] != 3:
+            arr = arr.transpose(0, 2, 3, 1)  # [T, 3, H, W] -> [T, H, W, 3]
+    else:
+        arr = np.asarray(video_frames)
+    if np.issubdtype(arr.dtype, np.floating) and arr.size and np.isfinite(arr).all():
+        low, high = float(arr.min()), float(arr.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"video_frames: float frames must be in [0, 1], got [{low:g}, {high:g}] "
+                "(uint8 data: pass uint8 arrays)"
+            )
+    if output_video_path is None:
+        with tempfile.NamedTemporaryFile(suffix=".mp4", delete=False) as tmp:
+            output_video_path = tmp.name
+    return str(write_video(output_video_path, _as_uint8_frames(arr, "video_frames"), fps))
