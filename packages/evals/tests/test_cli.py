@@ -124,11 +124,11 @@ def test_compare_and_dispatcher(video_dir, tmp_path):
     )
     cmp = (tmp_path / "cmp.md").read_text()
     assert "| temporal_flickering |" in cmp and "+0.00" in cmp and "not in a" in cmp
-    # errors surface through the dispatcher as exit code 1
-    assert cogvx_main(["eval", str(video_dir), "--dims", "smoothness"]) == 1
+    # bad arguments surface through the dispatcher as usage errors (exit code 2)
+    assert cogvx_main(["eval", str(video_dir), "--dims", "smoothness"]) == 2
     assert (
         cogvx_main(["eval", "compare", str(a / "results.json"), str(tmp_path / "missing.json")])
-        == 1
+        == 2
     )
 
 

@@ -5,44 +5,67 @@
     cogvx eval recon RECON... --reference REF... [--out DIR]
     cogvx eval fvd --real PATHS... --fake PATHS... --i3d FILE [--out FILE.json]
 
-Dimensions whose backend is not given (or fails to load) are reported as unavailable with the
-reason; nothing is skipped silently. The name -> builder table below is the CLI edge.
+Dimensions come from the library's table (:data:`cogvx.evals.dimensions.DIMENSION_TABLE`); this
+module only turns flags into a :class:`~cogvx.evals.dimensions.BackendOptions`. Dimensions whose
+backend is not given (or fails to load) are reported as unavailable with the reason; nothing is
+skipped silently. Every path is checked before any work: a missing video, folder or report, or an
+output that is an existing file of the wrong kind, is refused with exit code 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from cogvx.evals.evaluator import Evaluator, Unavailable, evaluate
+from cogvx.cli import ArgumentParser, UsageError, int_arg
+from cogvx.evals.dimensions import (
+    DEFAULT_DIMENSIONS,
+    DIMENSION_TABLE,
+    BackendOptions,
+    build_evaluators,
+    parse_dimensions,
+)
+from cogvx.evals.evaluator import evaluate
 from cogvx.evals.samples import VideoSample
-from cogvx.evals.vbench.scores import DIMENSIONS
+from cogvx.videoio import VIDEO_SUFFIXES, collect_media
 
-__all__ = ["EXTRA_DIMENSIONS", "VIDEO_EXTENSIONS", "collect_videos", "main"]
-
-VIDEO_EXTENSIONS = (".mp4", ".gif", ".webm", ".mkv", ".avi", ".mov")
-EXTRA_DIMENSIONS = ("gpt4o_mtscore",)
+__all__ = ["main"]
 
 
-def collect_videos(paths: list[str]) -> list[Path]:
-    """Files as given, folders expanded to their video files (sorted). Missing paths are kept so
-    that they are reported per video."""
-    out: list[Path] = []
-    for s in paths:
-        p = Path(s)
-        if p.is_dir():
-            out += sorted(
-                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
-            )
-        else:
-            out.append(p)
+def _videos(paths: list[str], parameter: str) -> list[Path]:
+    """The video files of ``paths`` (folders expanded); a missing path or no video is a usage
+    error naming ``parameter``."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise UsageError(parameter, path, "no such file or folder")
+    found = collect_media(paths, parameter=parameter)
+    if not found:
+        raise UsageError(
+            parameter,
+            " ".join(paths),
+            f"no video files found (suffixes: {', '.join(VIDEO_SUFFIXES)}; dot-files and "
+            "*.partial.* are skipped)",
+        )
+    return found
+
+
+def _output_folder(path: str, parameter: str = "--out") -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(parameter, path, "is an existing file; give a folder")
+    return out
+
+
+def _output_file(path: str, suffix: str, parameter: str = "--out") -> Path:
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(parameter, path, f"is a folder; give a {suffix} file")
+    if out.suffix.lower() != suffix:
+        raise UsageError(parameter, path, f"expected a {suffix} file")
     return out
 
 
@@ -55,199 +78,41 @@ def _samples(paths: list[Path], suite) -> list[VideoSample]:
     return [s if s.name not in dup else dataclasses.replace(s, name=str(s.path)) for s in samples]
 
 
-# ---------------------------------------------------------------------------------------------
-# backends: built lazily and shared between dimensions
+_FILE_OPTIONS = ("dino", "clip", "clip_l", "aesthetic_head", "iqa", "detector", "captioner")
+_FILE_OPTIONS += ("action", "judge_local")
 
 
-class _Backends:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self._cache: dict[str, Any] = {}
+def _options(args) -> BackendOptions:
+    """Flags -> options, with every given path checked to exist before any model is loaded."""
+    names = {f.name for f in dataclasses.fields(BackendOptions)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    for name in _FILE_OPTIONS:
+        if given.get(name) is not None and not os.path.exists(given[name]):
+            raise UsageError(BackendOptions.flag(name), given[name], "no such file or folder")
+    for name, keywords in (("flow", ("dis", "farneback")), ("interpolator", ("flow", "blend"))):
+        if given[name] not in keywords and not os.path.isfile(given[name]):
+            valid = f"expected {' or '.join(repr(k) for k in keywords)}, or an existing file"
+            raise UsageError(BackendOptions.flag(name), given[name], valid)
+    import torch
 
-    def get(self, key: str, build: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            self._cache[key] = build()
-        return self._cache[key]
-
-    def need(self, option: str, what: str) -> str:
-        value = getattr(self.args, option.lstrip("-").replace("-", "_"))
-        if not value:
-            raise _Missing(f"needs {option} ({what})")
-        return value
-
-    def flow(self):
-        from cogvx.evals.flow import DISFlow, FarnebackFlow, RAFTFlow
-
-        spec = self.args.flow
-        if spec == "dis":
-            return self.get("flow", DISFlow)
-        if spec == "farneback":
-            return self.get("flow", FarnebackFlow)
-        return self.get("flow", lambda: RAFTFlow.from_local(spec, device=self.args.device))
-
-    def interpolator(self):
-        from cogvx.evals.interpolation import (
-            FlowWarpInterpolator,
-            LinearBlendInterpolator,
-            TorchScriptInterpolator,
-        )
-
-        spec = self.args.interpolator
-        if spec == "blend":
-            return LinearBlendInterpolator()
-        if spec == "flow":
-            return FlowWarpInterpolator(self.flow())
-        return self.get(
-            "interp", lambda: TorchScriptInterpolator.from_local(spec, device=self.args.device)
-        )
-
-    def clip(self, pil: bool = False):
-        from cogvx.evals.backends.clip import CLIPBackend
-
-        path = self.need(
-            "--clip",
-            "CLIP ViT-B/32 folder in transformers layout, e.g. openai/clip-vit-base-patch32",
-        )
-        base = self.get("clip", lambda: CLIPBackend.from_local(path, device=self.args.device))
-        return self.get("clip-pil", base.with_pil_resize) if pil else base
-
-    def detector(self):
-        from cogvx.evals.backends.vision import TransformersDetector
-
-        path = self.need(
-            "--detector", "object detector folder in transformers layout (stand-in for GRiT)"
-        )
-        return self.get(
-            "detector", lambda: TransformersDetector.from_local(path, device=self.args.device)
-        )
-
-    def captioner(self):
-        from cogvx.evals.backends.vision import TransformersCaptioner
-
-        path = self.need(
-            "--captioner",
-            "image captioner folder in transformers layout, e.g. BLIP (stand-in for Tag2Text)",
-        )
-        return self.get(
-            "captioner", lambda: TransformersCaptioner.from_local(path, device=self.args.device)
-        )
-
-
-class _Missing(Exception):
-    pass
-
-
-def _build(dim: str, b: _Backends) -> Evaluator:
-    """The name -> evaluator table (CLI edge)."""
-    from cogvx.evals.vbench import consistency, quality, semantics, temporal, text_video
-
-    a = b.args
-    if dim == "temporal_flickering":
-        return temporal.TemporalFlickering(
-            temporal.StaticFilter(b.flow()) if a.static_filter else None
-        )
-    if dim == "dynamic_degree":
-        return temporal.DynamicDegree(b.flow())
-    if dim == "motion_smoothness":
-        return temporal.MotionSmoothness(b.interpolator())
-    if dim == "subject_consistency":
-        from cogvx.evals.backends.vision import DinoEmbedder
-
-        path = b.need(
-            "--dino", "DINO ViT-B/16 folder in transformers layout, e.g. facebook/dino-vitb16"
-        )
-        return consistency.SubjectConsistency(
-            b.get("dino", lambda: DinoEmbedder.from_local(path, device=a.device))
-        )
-    if dim == "background_consistency":
-        return consistency.BackgroundConsistency(b.clip())
-    if dim == "aesthetic_quality":
-        from cogvx.evals.backends.clip import LaionAestheticScorer
-
-        clip_l = b.need("--clip-l", "CLIP ViT-L/14 folder in transformers layout")
-        head = b.need("--aesthetic-head", "LAION sa_0_4_vit_l_14_linear.pth")
-        return quality.AestheticQuality(
-            LaionAestheticScorer.from_local(clip_l, head, device=a.device)
-        )
-    if dim == "imaging_quality":
-        from cogvx.evals.backends.vision import TorchScriptIQA
-
-        path = b.need("--iqa", "TorchScript export of MUSIQ-SPAQ")
-        return quality.ImagingQuality(TorchScriptIQA.from_local(path, device=a.device))
-    if dim == "object_class":
-        return semantics.ObjectClass(b.detector())
-    if dim == "multiple_objects":
-        return semantics.MultipleObjects(b.detector())
-    if dim == "spatial_relationship":
-        return semantics.SpatialRelationship(b.detector())
-    if dim == "color":
-        from cogvx.evals.backends.vision import CropCaptionDenseCaptioner
-
-        return semantics.Color(CropCaptionDenseCaptioner(b.detector(), b.captioner()))
-    if dim == "scene":
-        return semantics.Scene(b.captioner())
-    if dim == "human_action":
-        from cogvx.evals.backends.vision import TransformersActionClassifier
-
-        path = b.need(
-            "--action",
-            "video classifier folder in transformers layout, e.g. VideoMAE Kinetics-400 (stand-in for UMT)",
-        )
-        return semantics.HumanAction(TransformersActionClassifier.from_local(path, device=a.device))
-    if dim == "appearance_style":
-        return text_video.AppearanceStyle(b.clip(pil=True))
-    if dim in ("temporal_style", "overall_consistency"):
-        from cogvx.evals.backends.clip import FrameMeanVideoText
-
-        cls = text_video.TemporalStyle if dim == "temporal_style" else text_video.OverallConsistency
-        return cls(b.get("videotext", lambda: FrameMeanVideoText(b.clip())))
-    if dim == "gpt4o_mtscore":
-        from cogvx.evals.mtscore import MTScore, OpenAICompatibleJudge, TransformersChatJudge
-
-        if a.judge_url:
-            if not a.judge_model:
-                raise _Missing("needs --judge-model with --judge-url")
-            return MTScore(OpenAICompatibleJudge(a.judge_url, a.judge_model))
-        path = b.need(
-            "--judge-local",
-            "a local vision-language chat model folder, or --judge-url URL --judge-model NAME",
-        )
-        return MTScore(TransformersChatJudge.from_local(path, device=a.device))
-    raise ValueError(f"unknown dimension {dim!r}")
-
-
-def build_evaluators(dims: list[str], args: argparse.Namespace) -> list[Evaluator | Unavailable]:
-    b = _Backends(args)
-    out: list[Evaluator | Unavailable] = []
-    for d in dims:
-        try:
-            out.append(_build(d, b))
-        except _Missing as e:
-            out.append(Unavailable(d, str(e)))
-        except Exception as e:  # a loader failed: report the dimension, keep the run
-            out.append(Unavailable(d, f"backend failed to load: {type(e).__name__}: {e}"))
-    return out
-
-
-def _parse_dims(text: str | None) -> list[str]:
-    valid = (*DIMENSIONS, *EXTRA_DIMENSIONS)
-    if text is None or text == "all":
-        return list(DIMENSIONS)
-    dims = [d.strip() for d in text.split(",") if d.strip()]
-    bad = [d for d in dims if d not in valid]
-    if bad or not dims:
-        raise ValueError(
-            f"--dims: unknown dimensions {bad or text!r}; valid: all, {', '.join(valid)}"
-        )
-    return list(dict.fromkeys(dims))
+    try:
+        torch.device(given["device"])
+    except (RuntimeError, ValueError):
+        raise UsageError(
+            "--device", given["device"], "expected a torch device such as cpu, cuda:0"
+        ) from None
+    try:
+        return BackendOptions(**given)
+    except (TypeError, ValueError) as e:
+        raise UsageError("options", None, str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # subcommands
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _run_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="cogvx eval",
         description="Score videos on VBench dimensions (and GPT4o-MTScore). Other forms: "
         "'cogvx eval compare A.json B.json', 'cogvx eval recon ...', 'cogvx eval fvd ...'.",
@@ -259,7 +124,8 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dims",
-        help=f"comma-separated dimensions or 'all' (default: the 16 VBench ones); also {', '.join(EXTRA_DIMENSIONS)}",
+        help="comma-separated dimensions or 'all' (default: the 16 VBench ones); also "
+        + ", ".join(d for d in DIMENSION_TABLE if d not in DEFAULT_DIMENSIONS),
     )
     p.add_argument(
         "--suite",
@@ -307,19 +173,23 @@ def _run(argv: list[str]) -> int:
     from cogvx.evals.vbench.suite import PromptSuite
 
     args = _run_parser().parse_args(argv)
-    dims = _parse_dims(args.dims)
+    try:
+        dims = parse_dimensions(args.dims)
+    except ValueError:
+        valid = f"valid: all, {', '.join(DIMENSION_TABLE)}"
+        raise UsageError("--dims", args.dims, valid) from None
+    paths = _videos(args.videos, "videos")
+    out = _output_folder(args.out)
+    options = _options(args)
     suite = None
     if args.suite == "builtin":
         suite = PromptSuite.builtin()
     elif args.suite:
+        if not os.path.isfile(args.suite):
+            raise UsageError("--suite", args.suite, "no such file (or give 'builtin')")
         suite = PromptSuite.from_file(args.suite)
-    paths = collect_videos(args.videos)
-    if not paths:
-        raise ValueError(
-            f"no video files found in {args.videos} (extensions: {', '.join(VIDEO_EXTENSIONS)})"
-        )
     samples = _samples(paths, suite)
-    evaluators = build_evaluators(dims, args)
+    evaluators = build_evaluators(dims, options)
     results = evaluate(samples, evaluators, progress=not args.no_progress)
     config = {
         "dims": dims,
@@ -334,7 +204,6 @@ def _run(argv: list[str]) -> int:
         config["suite_coverage"] = suite_coverage(suite, samples, dims)
         config["videos_not_in_suite"] = [s.name for s in samples if s.in_suite is False]
     run = make_run(results, [s.name for s in samples], config)
-    out = Path(args.out)
     write_json(out / "results.json", run.to_dict())
     md = run_markdown(run)
     write_text(out / "results.md", md)
@@ -369,13 +238,18 @@ def _write_plots(run, samples: list[VideoSample], out: Path) -> None:
 def _compare(argv: list[str]) -> int:
     from cogvx.evals.report import compare_markdown, load_run, write_text
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="cogvx eval compare", description="Compare two 'cogvx eval' results.json files."
     )
     p.add_argument("a", help="first results.json")
     p.add_argument("b", help="second results.json")
     p.add_argument("--out", help="also write the Markdown table here")
     args = p.parse_args(argv)
+    for name in ("a", "b"):
+        if not os.path.isfile(getattr(args, name)):
+            raise UsageError(name, getattr(args, name), "no such file (a cogvx eval results.json)")
+    if args.out:
+        _output_file(args.out, ".md")
     md = compare_markdown(
         load_run(args.a),
         load_run(args.b),
@@ -387,14 +261,24 @@ def _compare(argv: list[str]) -> int:
     return 0
 
 
-def _pair_up(recon: list[Path], refs: list[Path]) -> list[tuple[Path, Path]]:
-    if len(refs) == 1 and refs[0].is_dir():
-        return [(r, refs[0] / r.name) for r in recon]
-    ref_files = collect_videos([str(r) for r in refs])
+def _pair_up(recon: list[Path], refs: list[str]) -> list[tuple[Path, Path]]:
+    if len(refs) == 1 and Path(refs[0]).is_dir():
+        pairs = [(r, Path(refs[0]) / r.name) for r in recon]
+        missing = [str(b) for _, b in pairs if not b.is_file()]
+        if missing:
+            raise UsageError(
+                "--reference",
+                refs[0],
+                f"has no video named like {len(missing)} reconstructions, e.g. {missing[0]!r}",
+            )
+        return pairs
+    ref_files = _videos(refs, "--reference")
     if len(ref_files) != len(recon):
-        raise ValueError(
-            f"--reference gives {len(ref_files)} videos for {len(recon)} reconstructions; give as many files "
-            "(paired in order) or one folder (paired by file name)"
+        raise UsageError(
+            "--reference",
+            " ".join(refs),
+            f"gives {len(ref_files)} videos for {len(recon)} reconstructions; give as many files "
+            "(paired in order) or one folder (paired by file name)",
         )
     return list(zip(recon, ref_files))
 
@@ -403,7 +287,7 @@ def _recon(argv: list[str]) -> int:
     from cogvx.evals.recon import evaluate_pairs
     from cogvx.evals.report import make_run, run_markdown, write_json, write_text
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="cogvx eval recon",
         description="PSNR / SSIM / flicker of reconstructions against references.",
     )
@@ -417,19 +301,17 @@ def _recon(argv: list[str]) -> int:
     p.add_argument("--out", default="eval_recon", help="output folder (default: eval_recon)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    recon = collect_videos(args.videos)
-    if not recon:
-        raise ValueError(f"no video files found in {args.videos}")
+    recon = _videos(args.videos, "videos")
+    out = _output_folder(args.out)
     pairs = [
         (VideoSample.from_path(a), VideoSample.from_path(b, name=str(b)))
-        for a, b in _pair_up(recon, [Path(r) for r in args.reference])
+        for a, b in _pair_up(recon, args.reference)
     ]
     run = make_run(
         evaluate_pairs(pairs, progress=not args.no_progress),
         [a.name for a, _ in pairs],
         {"mode": "recon"},
     )
-    out = Path(args.out)
     write_json(out / "recon.json", run.to_dict())
     md = run_markdown(run, title="cogvx eval recon")
     write_text(out / "recon.md", md)
@@ -441,7 +323,7 @@ def _fvd(argv: list[str]) -> int:
     from cogvx.evals.frechet import TorchScriptVideoFeatures, frechet_distance, video_features
     from cogvx.evals.report import write_json
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="cogvx eval fvd", description="Frechet Video Distance with a local I3D (TorchScript)."
     )
     p.add_argument("--real", nargs="+", required=True, help="real videos or folders")
@@ -451,7 +333,12 @@ def _fvd(argv: list[str]) -> int:
         required=True,
         help="TorchScript video feature extractor (e.g. StyleGAN-V i3d_torchscript.pt)",
     )
-    p.add_argument("--num-frames", type=int, default=16, help="frames per clip (default 16)")
+    p.add_argument(
+        "--num-frames",
+        type=int_arg("--num-frames", minimum=1),
+        default=16,
+        help="frames per clip (default 16)",
+    )
     p.add_argument(
         "--biased",
         action="store_true",
@@ -460,8 +347,10 @@ def _fvd(argv: list[str]) -> int:
     p.add_argument("--out", default="fvd.json", help="output JSON (default: fvd.json)")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
-    if args.num_frames < 1:
-        raise ValueError(f"--num-frames must be >= 1, got {args.num_frames}")
+    sides = {side: _videos(getattr(args, side), f"--{side}") for side in ("real", "fake")}
+    if not os.path.isfile(args.i3d):
+        raise UsageError("--i3d", args.i3d, "no such file (a TorchScript feature extractor)")
+    _output_file(args.out, ".json")
     net = TorchScriptVideoFeatures.from_local(args.i3d, device=args.device)
     skipped: list[dict[str, str]] = []
 
@@ -477,8 +366,7 @@ def _fvd(argv: list[str]) -> int:
             yield v
 
     stats = {}
-    for side in ("real", "fake"):
-        paths = collect_videos(getattr(args, side))
+    for side, paths in sides.items():
         stats[side] = video_features(frames(paths), net, num_frames=args.num_frames)
         if stats[side].n < 2:
             raise ValueError(f"FVD needs at least 2 readable {side} videos, got {stats[side].n}")

@@ -55,9 +55,13 @@ def load_run(path: str | os.PathLike) -> EvalRun:
         raise FileNotFoundError(f"eval report not found: {str(p)!r}")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{str(p)!r} is not valid JSON: {e}") from e
-    return EvalRun.from_dict(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"eval report {str(p)!r} is not valid JSON: {e}") from e
+    try:
+        return EvalRun.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"eval report {str(p)!r} is not a cogvx eval results.json ({what})") from e
 
 
 def _pct(x: float | None, scale: float = 100.0) -> str:

@@ -26,7 +26,6 @@ from cogvx.evals.backends.preprocess import (
     center_crop,
     normalize,
     resize_shorter,
-    to_tensor,
 )
 from cogvx.evals.backends.protocols import DenseCaption, Detection, Detector
 
@@ -295,8 +294,3 @@ class TorchScriptIQA:
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> float:
         return float(self.module(image.to(self.device)).reshape(-1)[0])
-
-
-def frames_to_unit_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 ``[N,H,W,3]`` -> float32 ``[N,3,H,W]`` in ``[0,1]``."""
-    return to_tensor(frames) / 255.0
