@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,7 +46,14 @@ from cogvx.modelio import (
 from .attention import AttentionBackend, attention, current_attention_backend
 from .attention import parse_attention_backend as _parse_attention_backend
 from .config import DiTConfig
-from .kernels import expert_layernorm_modulate, gated_residual, rope_qk
+from .geometry import patchify, unpatchify
+from .kernels import (
+    expert_layernorm_modulate,
+    gated_residual,
+    gated_residual_rows,
+    layernorm_modulate_rows,
+    rope_qk,
+)
 from .positions import (
     PositionCache,
     RopeGrid,
@@ -59,6 +66,8 @@ from .positions import (
 from .precision import Linear, linear
 
 __all__ = [
+    "AdaptiveNormOut",
+    "Attend",
     "ExpertAdaLN",
     "ExpertBlock",
     "ExpertDiT",
@@ -67,6 +76,7 @@ __all__ = [
     "Modulation",
     "PatchEmbed",
     "TimestepEmbedding",
+    "TokenModulation",
     "timestep_sinusoid",
 ]
 
@@ -139,17 +149,16 @@ class PatchEmbed(nn.Module):
         if config.use_learned_positional_embeddings:
             self.register_buffer("pos_embedding", learned_table_init(config), persistent=True)
 
-    def embed_video(self, latents: Tensor) -> Tensor:
-        """``latents [B, F, C, H, W]`` (F divisible by pt) -> tokens ``[B, N, D]``."""
-        patches = rearrange(
-            latents,
-            "b (t o) c (h p) (w q) -> b (t h w) (c o p q)",
-            o=self.patch_t,
-            p=self.patch_size,
-            q=self.patch_size,
-        )  # [B, N, C*pt*p*p]
+    def embed_tokens(self, patches: Tensor) -> Tensor:
+        """Patchified latents ``[..., C*pt*p*p]`` (:func:`cogvx.expert_dit.geometry.patchify`
+        layout) -> ``[..., D]``, under the half-precision matmul policy."""
         weight = self.proj.weight.flatten(1)  # conv [D, C, p, p] -> [D, C*p*p]; linear unchanged
         return linear(patches, weight, self.proj.bias)
+
+    def embed_video(self, latents: Tensor) -> Tensor:
+        """``latents [B, F, C, H, W]`` (F divisible by pt) -> tokens ``[B, N, D]``."""
+        patches = patchify(latents, self.patch_size, self.patch_t)  # [B, N, C*pt*p*p]
+        return self.embed_tokens(patches)
 
     def forward(self, text_embeds: Tensor, latents: Tensor) -> Tensor:
         """-> joint tokens ``[B, L + N, D]`` (no positions added here)."""
@@ -168,13 +177,60 @@ class Modulation(NamedTuple):
     text_gate: Tensor
 
 
+class TokenModulation(NamedTuple):
+    """One adaLN modulation with a row per token, each ``[S, D]``: the packed-sequence form.
+
+    Row ``i`` holds the shift/scale/gate of token ``i``'s sample and modality (gathered from that
+    sample's :class:`Modulation`), so a packed ``x [1, S, D]`` needs no text/video split.
+    """
+
+    shift: Tensor
+    scale: Tensor
+    gate: Tensor
+
+    @classmethod
+    def gather(cls, mod: Modulation, sample_ids: Tensor, is_text: Tensor) -> TokenModulation:
+        """Per-sample ``mod`` (fields ``[n, D]``) onto rows: sample ``sample_ids [S]``, text where
+        ``is_text [S]``."""
+        text = is_text[:, None]
+
+        def rows(video: Tensor, text_part: Tensor) -> Tensor:
+            return torch.where(text, text_part[sample_ids], video[sample_ids])  # [S, D]
+
+        return cls(
+            rows(mod.shift, mod.text_shift),
+            rows(mod.scale, mod.text_scale),
+            rows(mod.gate, mod.text_gate),
+        )
+
+
+AnyModulation = Modulation | TokenModulation
+
+
+def _check_rows(x: Tensor, text_len: int) -> None:
+    if x.ndim != 3 or x.shape[0] != 1 or text_len != 0:
+        raise ValueError(
+            "a TokenModulation applies to one packed sequence x [1, S, D] with text_len=0; got "
+            f"x of shape {tuple(x.shape)} and text_len={text_len}"
+        )
+
+
+def gated_update(x: Tensor, y: Tensor, mod: AnyModulation, text_len: int) -> Tensor:
+    """``x + gate * y`` with the modulation's gates: text/video split at ``text_len`` (dense) or
+    one gate row per token (packed)."""
+    if isinstance(mod, TokenModulation):
+        _check_rows(x, text_len)
+        return gated_residual_rows(x[0], y[0], mod.gate)[None]
+    return gated_residual(x, y, text_len, mod.text_gate, mod.gate)
+
+
 class ExpertAdaLN(nn.Module):
     """Shared LayerNorm + expert modulation (diffusers ``CogVideoXLayerNormZero``).
 
     ``linear: Linear(time_embed_dim, 6D)`` gives ``(shift, scale, gate, text_shift, text_scale,
     text_gate)`` from ``SiLU(temb)``; ``norm`` is one LayerNorm shared by both modalities.
     :meth:`modulation` is separate from :meth:`forward` so a packed-sequence forward can gather
-    per-token modulation.
+    it per token (:class:`TokenModulation`); :meth:`forward` takes either form.
     """
 
     def __init__(self, cond_dim: int, dim: int, affine: bool, eps: float) -> None:
@@ -186,8 +242,16 @@ class ExpertAdaLN(nn.Module):
         """``temb [B, time_embed_dim]`` -> six ``[B, D]`` tensors."""
         return Modulation(*self.linear(F.silu(temb)).chunk(6, dim=-1))
 
-    def forward(self, x: Tensor, mod: Modulation, text_len: int) -> Tensor:
-        """``LN(x) * (1 + scale) + shift`` with text params on ``x[:, :text_len]``."""
+    def forward(self, x: Tensor, mod: AnyModulation, text_len: int) -> Tensor:
+        """``LN(x) * (1 + scale) + shift`` with text params on ``x[:, :text_len]`` (a
+        :class:`Modulation`), or with one row of params per token (a :class:`TokenModulation`,
+        ``x [1, S, D]``, ``text_len=0``)."""
+        if isinstance(mod, TokenModulation):
+            _check_rows(x, text_len)
+            out = layernorm_modulate_rows(
+                x[0], self.norm.weight, self.norm.bias, self.norm.eps, mod.shift, mod.scale
+            )
+            return out[None]
         return expert_layernorm_modulate(
             x,
             self.norm.weight,
@@ -199,6 +263,11 @@ class ExpertAdaLN(nn.Module):
             mod.shift,
             mod.scale,
         )
+
+
+Attend = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""Attention core ``(q, k, v) [B, H, S, d] -> [B, H, S, d]``: full attention (dense) or attention
+kept inside each sample (packed, :class:`cogvx.expert_dit.packed.PackedAttend`)."""
 
 
 class JointAttention(nn.Module):
@@ -226,8 +295,14 @@ class JointAttention(nn.Module):
         rope: tuple[Tensor, Tensor] | None = None,
         attn_mask: Tensor | None = None,
         backend: AttentionBackend | str | None = None,
+        *,
+        attend: Attend | None = None,
     ) -> Tensor:
-        """``h [B, S, D]`` -> ``[B, S, D]``; ``rope = (cos, sin)`` each ``[S - text_len, d]``."""
+        """``h [B, S, D]`` -> ``[B, S, D]``; ``rope = (cos, sin)`` each ``[S - text_len, d]``.
+
+        ``attend`` replaces the attention core (then ``attn_mask``/``backend`` must be None):
+        the packed forward passes one that keeps attention inside each sample.
+        """
         q, k, v = (
             rearrange(proj(h), "b s (n d) -> b n s d", n=self.heads)  # [B, H, S, d]
             for proj in (self.to_q, self.to_k, self.to_v)
@@ -235,7 +310,12 @@ class JointAttention(nn.Module):
         q, k = self.norm_q(q), self.norm_k(k)
         if rope is not None:
             q, k = rope_qk(q, k, rope[0], rope[1], offset=text_len)
-        out = attention(q, k, v, attn_mask=attn_mask, backend=backend)  # [B, H, S, d]
+        if attend is None:
+            out = attention(q, k, v, attn_mask=attn_mask, backend=backend)  # [B, H, S, d]
+        elif attn_mask is not None or backend is not None:
+            raise ValueError("pass either attend or attn_mask/backend, not both")
+        else:
+            out = attend(q, k, v)  # [B, H, S, d]
         out = rearrange(out, "b n s d -> b s (n d)")
         return self.to_out[1](self.to_out[0](out))
 
@@ -308,12 +388,35 @@ class ExpertBlock(nn.Module):
         attn_mask: Tensor | None = None,
         attention_backend: AttentionBackend | str | None = None,
     ) -> Tensor:
+        """Dense form: ``x [B, L + N, D]``, ``temb [B, E]``; text rows ``:text_len``."""
         mod_attn, mod_ff = self.modulations(temb)
+
+        def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            return attention(q, k, v, attn_mask=attn_mask, backend=attention_backend)
+
+        return self.forward_modulated(x, mod_attn, mod_ff, text_len, rope, attend)
+
+    def forward_modulated(
+        self,
+        x: Tensor,
+        mod_attn: AnyModulation,
+        mod_ff: AnyModulation,
+        text_len: int,
+        rope: tuple[Tensor, Tensor] | None,
+        attend: Attend,
+    ) -> Tensor:
+        """The block on given modulations: the one body of the dense and the packed forward.
+
+        Dense: :class:`Modulation` pair, ``x [B, L + N, D]``, RoPE tables for rows
+        ``text_len:``. Packed: :class:`TokenModulation` pair, ``x [1, S, D]``, ``text_len=0``,
+        RoPE tables for all ``S`` rows (identity rows for text) and an ``attend`` that keeps
+        attention inside each sample.
+        """
         h = self.norm1(x, mod_attn, text_len)
-        y = self.attn1(h, text_len, rope, attn_mask, attention_backend)
-        x = gated_residual(x, y, text_len, mod_attn.text_gate, mod_attn.gate)
+        y = self.attn1(h, text_len, rope, attend=attend)
+        x = gated_update(x, y, mod_attn, text_len)
         h = self.norm2(x, mod_ff, text_len)
-        return gated_residual(x, self.ff(h), text_len, mod_ff.text_gate, mod_ff.gate)
+        return gated_update(x, self.ff(h), mod_ff, text_len)
 
 
 class AdaptiveNormOut(nn.Module):
@@ -324,9 +427,20 @@ class AdaptiveNormOut(nn.Module):
         self.linear = Linear(cond_dim, 2 * dim)
         self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=affine)
 
+    def modulation(self, temb: Tensor) -> tuple[Tensor, Tensor]:
+        """``temb [B, E]`` -> ``(shift, scale)``, each ``[B, D]``."""
+        shift, scale = self.linear(F.silu(temb)).chunk(2, dim=-1)
+        return shift, scale
+
+    def modulate(self, x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+        """``LN(x) * (1 + scale) + shift``, ``shift``/``scale`` broadcastable to ``x``: ``[B, 1,
+        D]`` for ``x [B, N, D]`` (dense) or one row per token ``[N, D]`` (packed)."""
+        return self.norm(x) * (1 + scale) + shift
+
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        shift, scale = self.linear(F.silu(temb)).chunk(2, dim=-1)  # [B, D] each
-        return self.norm(x) * (1 + scale[:, None]) + shift[:, None]
+        """Dense form: ``x [B, N, D]``, ``temb [B, E]``."""
+        shift, scale = self.modulation(temb)  # [B, D] each
+        return self.modulate(x, shift[:, None], scale[:, None])
 
 
 # ===================================================================================== model
@@ -399,9 +513,23 @@ class ExpertDiT(nn.Module):
             self.gradient_checkpointing = previous
 
     # --------------------------------------------------------------------- conditioning
-    def embed_time(self, timestep: Tensor, ofs: Tensor | None = None) -> Tensor:
-        """``timestep [B]`` (and ``ofs``) -> ``temb [B, time_embed_dim]`` in the model dtype."""
+    def embed_time(
+        self,
+        timestep: Tensor | int | float,
+        ofs: Tensor | float | None = None,
+        *,
+        batch: int | None = None,
+    ) -> Tensor:
+        """Check and embed ``timestep`` (and ``ofs``) -> ``temb [B, time_embed_dim]`` (model dtype).
+
+        Each may be a scalar, ``[1]`` or ``[B]`` (``batch`` B; default: the timestep's length).
+        ``ofs`` is required exactly when the config has ``ofs_embed_dim`` (1.5-I2V).
+        """
         config = self.config
+        if batch is None:
+            batch = timestep.numel() if isinstance(timestep, Tensor) and timestep.ndim else 1
+        timestep = self._check_batch_vector("timestep", timestep, batch)
+        ofs = self._check_ofs(ofs, batch)
         t_emb = timestep_sinusoid(
             timestep,
             config.inner_dim,
@@ -409,8 +537,7 @@ class ExpertDiT(nn.Module):
             freq_shift=config.freq_shift,
         )
         temb = self.time_embedding(t_emb.to(self.dtype))
-        if self.ofs_embedding is not None:
-            assert ofs is not None
+        if self.ofs_embedding is not None and ofs is not None:
             ofs_emb = timestep_sinusoid(
                 ofs,
                 config.ofs_embed_dim,
@@ -429,6 +556,18 @@ class ExpertDiT(nn.Module):
         return self._positions.get(  # type: ignore[return-value]
             key, lambda: rope_tables(self.config, *grid, grid_type, device=device)
         )
+
+    def rope_grid_type(self, rope_grid: RopeGrid | str | None) -> RopeGrid | None:
+        """The RoPE grid to use (``None``: the config's default), or None for a model without
+        RoPE (where passing ``rope_grid`` is an error)."""
+        if not self.config.use_rotary_positional_embeddings:
+            if rope_grid is not None:
+                raise ValueError(
+                    f"rope_grid={rope_grid!r} was given but this model has no RoPE "
+                    "(use_rotary_positional_embeddings=False)"
+                )
+            return None
+        return parse_rope_grid(self.config.default_rope_grid if rope_grid is None else rope_grid)
 
     def sincos(
         self, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype
@@ -475,27 +614,17 @@ class ExpertDiT(nn.Module):
         latents, pad = self._check_latents(latents, pad_frames)
         batch, frames, _, height, width = latents.shape
         text_embeds = self._check_text(text_embeds, batch)
-        timestep = self._check_batch_vector("timestep", timestep, batch)
-        ofs = self._check_ofs(ofs, batch)
+        temb = self.embed_time(timestep, ofs, batch=batch)  # [B, time_embed_dim]
         grid = token_grid(config, frames, height, width)
-        self._check_learned_size(frames, height, width, text_embeds.shape[1])
+        self.check_native_size(frames, height, width, text_embeds.shape[1])
         backend = (
             current_attention_backend()
             if attention_backend is None
             else _parse_attention_backend(attention_backend)
         )
-        rope = None
-        if config.use_rotary_positional_embeddings:
-            rope = self.rope(
-                grid, config.default_rope_grid if rope_grid is None else rope_grid, latents.device
-            )
-        elif rope_grid is not None:
-            raise ValueError(
-                f"rope_grid={rope_grid!r} was given but this model has no RoPE "
-                "(use_rotary_positional_embeddings=False)"
-            )
+        grid_type = self.rope_grid_type(rope_grid)
+        rope = None if grid_type is None else self.rope(grid, grid_type, latents.device)
 
-        temb = self.embed_time(timestep, ofs)  # [B, time_embed_dim]
         x = self.patch_embed(text_embeds, latents)  # [B, L + N, D]
         text_len = text_embeds.shape[1]
         x = self._add_absolute_positions(x, text_len, grid)
@@ -512,16 +641,7 @@ class ExpertDiT(nn.Module):
         video = self.norm_final(x[:, text_len:])  # [B, N, D]
         video = self.norm_out(video, temb)
         video = self.proj_out(video)  # [B, N, C_out * pt * p * p]
-        out = rearrange(
-            video,
-            "b (t h w) (c o p q) -> b (t o) c (h p) (w q)",
-            t=grid[0],
-            h=grid[1],
-            w=grid[2],
-            o=config.patch_t,
-            p=config.patch_size,
-            q=config.patch_size,
-        )  # [B, F, C_out, H, W]
+        out = unpatchify(video, grid, config.patch_size, config.patch_t)  # [B, F, C_out, H, W]
         return out[:, pad:] if pad else out
 
     def _add_absolute_positions(
@@ -618,8 +738,10 @@ class ExpertDiT(nn.Module):
             )
         return self._check_batch_vector("ofs", ofs, batch)
 
-    def _check_learned_size(self, frames: int, height: int, width: int, text_len: int) -> None:
-        """The learned table covers exactly the native size (docs/transformer.md §Learned)."""
+    def check_native_size(self, frames: int, height: int, width: int, text_len: int) -> None:
+        """A model with a learned position table (5B-I2V) runs only at exactly its native size:
+        latent ``(F, H, W)`` and ``max_text_seq_length`` text tokens (docs/transformer.md
+        §Learned; diffusers ``CogVideoXPatchEmbed`` fails for other sizes). No-op otherwise."""
         config = self.config
         if not config.use_learned_positional_embeddings:
             return

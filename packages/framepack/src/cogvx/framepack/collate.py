@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from cogvx.expert_dit.geometry import patchify as _patchify
+from cogvx.expert_dit.geometry import unpatchify as _unpatchify
 from cogvx.framepack.shapes import ModelGeometry
 
 __all__ = [
@@ -47,12 +49,13 @@ def patchify(latents: torch.Tensor, patch_size: int, patch_size_t: int | None = 
     """Latents ``[T, C, H, W]`` -> tokens ``[N, C*pt*p*p]``, patch grid ``(T'/pt, H/p, W/p)``, pad.
 
     With temporal patching and ``T % pt != 0``, copies of the first latent frame are prepended
-    (``pad`` of them), as the CogVideoX1.5 fine-tuning code does.
+    (``pad`` of them), as the CogVideoX1.5 fine-tuning code does. The token layout is the
+    transformer's own (:func:`cogvx.expert_dit.geometry.patchify`).
     """
     if latents.ndim != 4:
         raise ValueError(f"latents must be [T, C, H, W], got shape {tuple(latents.shape)}")
     pt, p = patch_size_t or 1, patch_size
-    t, c, h, w = latents.shape
+    t, _, h, w = latents.shape
     if h % p or w % p:
         raise ValueError(
             f"latent height and width must be multiples of patch_size={p}, got {h}x{w}"
@@ -60,10 +63,8 @@ def patchify(latents: torch.Tensor, patch_size: int, patch_size_t: int | None = 
     pad = (-t) % pt
     if pad:
         latents = torch.cat([latents[:1].expand(pad, -1, -1, -1), latents], dim=0)
-    tt = latents.shape[0] // pt
-    x = latents.reshape(tt, pt, c, h // p, p, w // p, p)  # [T', pt, C, H', p, W', p]
-    x = x.permute(0, 3, 5, 2, 1, 4, 6)  # [T', H', W', C, pt, p, p]
-    return x.reshape(tt * (h // p) * (w // p), c * pt * p * p), (tt, h // p, w // p), pad
+    grid = ((t + pad) // pt, h // p, w // p)
+    return _patchify(latents[None], p, patch_size_t)[0], grid, pad
 
 
 def unpatchify(
@@ -82,9 +83,7 @@ def unpatchify(
             f"tokens must be [{tt * hh * ww}, {channels * pt * p * p}] for grid {tuple(grid)}, "
             f"channels={channels}, got {tuple(tokens.shape)}"
         )
-    x = tokens.reshape(tt, hh, ww, channels, pt, p, p)  # [T', H', W', C, pt, p, p]
-    x = x.permute(0, 4, 3, 1, 5, 2, 6)  # [T', pt, C, H', p, W', p]
-    return x.reshape(tt * pt, channels, hh * p, ww * p)[pad:]
+    return _unpatchify(tokens[None], (tt, hh, ww), p, patch_size_t)[0, pad:]
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ files and without torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from cogvx.expert_dit.geometry import ModelGeometry
 
 __all__ = [
     "ModelGeometry",
@@ -37,107 +37,6 @@ class UnfitSample(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-@dataclass(frozen=True)
-class ModelGeometry:
-    """The parts of the VAE + transformer configs that decide token counts.
-
-    Defaults are CogVideoX 1.0 (2B / 5B): 4x temporal, 8x spatial VAE compression, 2x2 patches,
-    no temporal patching, 226 text tokens.
-    """
-
-    temporal_compression: int = 4
-    spatial_compression: int = 8
-    patch_size: int = 2
-    patch_size_t: int | None = None
-    text_tokens: int = 226
-
-    def __post_init__(self) -> None:
-        for name in ("temporal_compression", "spatial_compression", "patch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelGeometry.{name} must be a positive int, got {value!r}")
-        if self.patch_size_t is not None and (
-            not isinstance(self.patch_size_t, int) or self.patch_size_t < 1
-        ):
-            raise ValueError(
-                f"ModelGeometry.patch_size_t must be None or a positive int, got {self.patch_size_t!r}"
-            )
-        if not isinstance(self.text_tokens, int) or self.text_tokens < 0:
-            raise ValueError(
-                f"ModelGeometry.text_tokens must be a non-negative int, got {self.text_tokens!r}"
-            )
-
-    @classmethod
-    def cogvideox(cls) -> ModelGeometry:
-        """CogVideoX-2B / 5B / 5B-I2V: patch (1, 2, 2), 226 text tokens."""
-        return cls()
-
-    @classmethod
-    def cogvideox15(cls) -> ModelGeometry:
-        """CogVideoX1.5-5B: patch (2, 2, 2); 224 text tokens in the SAT code (docs/pipelines.md §Text encoder)."""
-        return cls(patch_size_t=2, text_tokens=224)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | Any) -> ModelGeometry:
-        """Read the geometry from a transformer ``config.json`` mapping (diffusers key names) or
-        from any object with those attributes (e.g. ``cogvx.expert_dit.DiTConfig``)."""
-
-        def get(key: str, default: Any) -> Any:
-            if isinstance(config, Mapping):
-                return config.get(key, default)
-            return getattr(config, key, default)
-
-        return cls(
-            temporal_compression=int(get("temporal_compression_ratio", 4)),
-            spatial_compression=8,
-            patch_size=int(get("patch_size", 2)),
-            patch_size_t=get("patch_size_t", None),
-            text_tokens=int(get("max_text_seq_length", 226)),
-        )
-
-    @property
-    def pt(self) -> int:
-        """Temporal patch size, 1 when the model has none."""
-        return self.patch_size_t or 1
-
-    @property
-    def pixel_multiple(self) -> int:
-        """Height and width must be multiples of this (one patch of latents), 16 px by default."""
-        return self.spatial_compression * self.patch_size
-
-    def latent_frames(self, pixel_frames: int) -> int:
-        """Latent frames of a valid ``k*temporal_compression + 1`` pixel clip (docs/vae.md §Shapes)."""
-        if pixel_frames < 1 or (pixel_frames - 1) % self.temporal_compression:
-            raise ValueError(
-                f"pixel_frames must be {self.temporal_compression}k+1 (1, "
-                f"{self.temporal_compression + 1}, ...), got {pixel_frames}"
-            )
-        return (pixel_frames - 1) // self.temporal_compression + 1
-
-    def latent_pad(self, latent_frames: int) -> int:
-        """Copies of the first latent frame prepended so that the count divides ``patch_size_t``.
-
-        This is how the CogVideoX1.5 fine-tuning code makes 21 latent frames into 22 (docs/data.md §Training shapes);
-        zero for models without temporal patching.
-        """
-        return (-latent_frames) % self.pt
-
-    def video_tokens(self, pixel_frames: int, height: int, width: int) -> int:
-        """Video tokens of a ``pixel_frames x height x width`` clip, after the temporal padding."""
-        m = self.pixel_multiple
-        if height % m or width % m or height < m or width < m:
-            raise ValueError(
-                f"height and width must be positive multiples of {m}, got {height}x{width}"
-            )
-        t = self.latent_frames(pixel_frames)
-        t_pad = t + self.latent_pad(t)
-        return (t_pad // self.pt) * (height // m) * (width // m)
-
-    def sample_tokens(self, pixel_frames: int, height: int, width: int) -> int:
-        """Text plus video tokens of one sample in the joint sequence."""
-        return self.text_tokens + self.video_tokens(pixel_frames, height, width)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ kernel with forward and backward, behind one dispatch point:
 - :func:`rope_qk`: 3D RoPE on the video tokens of q and k.
 - :func:`gated_residual`: ``x + gate * y`` with text/video gates.
 
+:func:`layernorm_modulate_rows` and :func:`gated_residual_rows` are the per-row forms (one
+modulation row per token) that packed sequences use; they run the same kernels.
+
 Pick the implementation with :func:`use_kernels` (or ``COGVX_KERNELS=torch|triton|auto``);
 ``auto`` (default) uses Triton on capable CUDA devices and the reference elsewhere. Triton is
 imported only when a Triton path is taken.
@@ -14,13 +17,21 @@ imported only when a Triton path is taken.
 
 from cogvx.expert_dit.kernels import reference
 from cogvx.expert_dit.kernels.backend import KernelBackend, current_backend, use_kernels
-from cogvx.expert_dit.kernels.ops import expert_layernorm_modulate, gated_residual, rope_qk
+from cogvx.expert_dit.kernels.ops import (
+    expert_layernorm_modulate,
+    gated_residual,
+    gated_residual_rows,
+    layernorm_modulate_rows,
+    rope_qk,
+)
 
 __all__ = [
     "KernelBackend",
     "current_backend",
     "expert_layernorm_modulate",
     "gated_residual",
+    "gated_residual_rows",
+    "layernorm_modulate_rows",
     "reference",
     "rope_qk",
     "use_kernels",

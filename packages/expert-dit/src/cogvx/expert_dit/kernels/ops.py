@@ -14,7 +14,13 @@ from torch import Tensor
 from cogvx.expert_dit.kernels import reference
 from cogvx.expert_dit.kernels.backend import should_use_triton
 
-__all__ = ["expert_layernorm_modulate", "gated_residual", "rope_qk"]
+__all__ = [
+    "expert_layernorm_modulate",
+    "gated_residual",
+    "gated_residual_rows",
+    "layernorm_modulate_rows",
+    "rope_qk",
+]
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -141,3 +147,39 @@ def gated_residual(
 
         return triton_gate.gated_residual(x, y, text_len, text_gate, video_gate)
     return reference.gated_residual(x, y, text_len, text_gate, video_gate)
+
+
+# ----------------------------------------------------------------------------- per-row forms
+# A packed sequence gives every row its own modulation (its sample's timestep, its modality's
+# expert). Viewing the rows ``x [R, D]`` as a batch of R one-row sequences with no text rows
+# (``[R, 1, D]``, ``text_len=0``) makes that the per-sample form above, so the same references and
+# Triton kernels (forward and backward) run on packed batches.
+def layernorm_modulate_rows(
+    x: Tensor,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+    shift: Tensor,
+    scale: Tensor,
+) -> Tensor:
+    """``LN(x) * (1 + scale) + shift`` with one ``shift``/``scale`` row per row of ``x [R, D]``.
+
+    Same math, precision and backends as :func:`expert_layernorm_modulate` (of which it is the
+    ``[R, 1, D]``, ``text_len=0`` case). Returns ``[R, D]`` in ``x.dtype``.
+    """
+    _check_tensor("x", x, ndim=2)
+    _check_tensor("shift", shift, shape=tuple(x.shape))
+    _check_tensor("scale", scale, shape=tuple(x.shape))
+    out = expert_layernorm_modulate(x[:, None], weight, bias, eps, 0, shift, scale, shift, scale)
+    return out[:, 0]  # [R, 1, D] -> [R, D]
+
+
+def gated_residual_rows(x: Tensor, y: Tensor, gate: Tensor) -> Tensor:
+    """``x + gate * y`` with one ``gate`` row per row of ``x, y [R, D]`` (fp32, ``x.dtype``).
+
+    The ``[R, 1, D]``, ``text_len=0`` case of :func:`gated_residual` (same backends).
+    """
+    _check_tensor("x", x, ndim=2)
+    _check_tensor("y", y, shape=tuple(x.shape))
+    _check_tensor("gate", gate, shape=tuple(x.shape))
+    return gated_residual(x[:, None], y[:, None], 0, gate, gate)[:, 0]
