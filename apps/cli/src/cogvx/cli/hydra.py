@@ -10,7 +10,8 @@ Shared by ``cogvx generate`` and ``cogvx train`` (needs the ``hydra`` extra: ``c
   Hydra's bare "Error merging override".
 - :func:`sweep_jobs` expands sweep overrides (``seed=1,2,3``, ``range(3)``) into the per-job
   override lists exactly as Hydra's basic sweeper does, so a caller can check every job first.
-- :func:`multirun` runs a task function through Hydra's own sweeper and launcher (``-m``): one job
+- :func:`run` runs a task function once in Hydra's run mode (``hydra.run.dir``, ``.hydra/config.yaml``);
+  :func:`multirun` runs a task function through Hydra's own sweeper and launcher (``-m``): one job
   folder per combination under ``hydra.sweep.dir`` with its ``.hydra/config.yaml``; the launcher is
   chosen by config (``hydra/launcher=basic`` by default; joblib or submitit when installed).
 """
@@ -18,6 +19,7 @@ Shared by ``cogvx generate`` and ``cogvx train`` (needs the ``hydra`` extra: ``c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -32,7 +34,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from cogvx.cli.usage import UsageError
 
-__all__ = ["compose", "multirun", "sweep_jobs", "usage_error"]
+__all__ = ["compose", "multirun", "run", "sweep_jobs", "usage_error"]
 
 
 @contextlib.contextmanager
@@ -118,10 +120,46 @@ def _valid_keys(schema: type, full_key: str) -> str:
     return "not in the schema"
 
 
+def _schema_child(schema_node: DictConfig, key: str) -> Any:
+    """The schema node under ``key``; an ``Optional[Dataclass] = None`` field becomes the dataclass."""
+    child = schema_node._get_node(key)
+    if isinstance(child, DictConfig) and child._is_none():
+        ref = child._metadata.ref_type
+        if dataclasses.is_dataclass(ref):
+            return OmegaConf.structured(ref)
+    return child
+
+
+def _unknown_keys(node: Any, schema_node: Any, prefix: str = "") -> str | None:
+    """The first key of ``node`` that the structured ``schema_node`` lacks (``+key`` included;
+    free-form ``dict``/``Any`` nodes accept anything)."""
+    if not isinstance(node, DictConfig) or not isinstance(schema_node, DictConfig):
+        return None
+    if node._is_none() or not dataclasses.is_dataclass(OmegaConf.get_type(schema_node)):
+        return None
+    for key in node:
+        full = f"{prefix}{key}"
+        if key not in schema_node:
+            return full
+        found = _unknown_keys(node._get_node(key), _schema_child(schema_node, str(key)), f"{full}.")
+        if found:
+            return found
+    return None
+
+
 def _check(cfg: DictConfig, schema: type | None, overrides: Sequence[str]) -> None:
     if schema is not None:
+        base = OmegaConf.structured(schema)
+        unknown = _unknown_keys(cfg, base)
+        if unknown is not None:
+            value = _override_values(overrides).get(unknown)
+            parent = unknown.rpartition(".")[0]
+            where = f"'{parent}'" if parent else "the config"
+            raise UsageError(
+                unknown, value, f"{where} has no such key; {_valid_keys(schema, unknown)}"
+            )
         try:
-            OmegaConf.merge(OmegaConf.structured(schema), cfg)
+            OmegaConf.merge(base, cfg)
         except OmegaConfBaseException as e:
             raise usage_error(e, overrides, schema) from e
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -204,3 +242,34 @@ def multirun(
         except (HydraException, OmegaConfBaseException) as e:
             raise usage_error(e, overrides, schema) from e
     return [r.return_value for batch in results or [] for r in batch]
+
+
+def run(
+    config_module: str,
+    config_name: str,
+    overrides: Sequence[str],
+    task_function: Callable[[DictConfig], Any],
+    *,
+    schema: type | None = None,
+    schema_name: str | None = None,
+    job_name: str = "cogvx",
+) -> Any:
+    """Run ``task_function`` once through Hydra's run mode (the single-run twin of :func:`multirun`).
+
+    The job gets its folder ``hydra.run.dir`` with ``.hydra/config.yaml`` and Hydra's job logging;
+    its config is checked against ``schema`` first; returns the task's return value (its exception
+    propagates).
+    """
+    overrides = list(overrides)
+
+    def task(cfg: DictConfig) -> Any:
+        _check(cfg, schema, overrides)
+        return task_function(cfg)
+
+    with _initialized(config_module, job_name, schema, schema_name) as gh:
+        assert gh.hydra is not None
+        try:
+            result = gh.hydra.run(config_name=config_name, task_function=task, overrides=overrides)
+        except (HydraException, OmegaConfBaseException) as e:
+            raise usage_error(e, overrides, schema) from e
+    return result.return_value

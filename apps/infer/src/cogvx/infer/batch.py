@@ -5,6 +5,14 @@ Lines (``{"prompt": ..., "seed": ..., "negative_prompt": ...}``, ``.jsonl``). Pr
 to ``<output dir>/<i:04d>.<format>`` with seed ``seed`` from its record or ``base seed + i``, so a
 rerun, or a run on another number of devices, writes the same videos. Each device process builds
 its own pipeline on its own device; Lightning's distributed sampler splits the prompts.
+
+Resume and interruption (docs/reliability.md): beside each video, ``<i:04d>.json`` records its
+prompt, seed and settings, written *before* the video; a video counts as complete when it exists
+and its record matches this run, and is skipped on a rerun. A video whose record is missing or
+differs is an earlier, different output: refused unless ``overwrite``. Every file is written to a
+dot-file ``.<i:04d>.*.partial.<ext>`` and renamed, so a killed run leaves no file a collector lists
+as a video; the next run removes those stale partials of its own outputs first. Ctrl-C stops after
+reporting which videos finished (exit 130 through the dispatcher).
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +31,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["GenerationModule", "PromptRecord", "read_prompt_file", "run_batch"]
+from cogvx.cli.usage import UsageError
+
+__all__ = [
+    "BatchPlan",
+    "GenerationModule",
+    "PromptRecord",
+    "plan_batch",
+    "read_prompt_file",
+    "run_batch",
+]
 
 
 @dataclass(frozen=True)
@@ -77,11 +96,80 @@ class _Prompts(Dataset):
         return dataclasses.asdict(self.records[i])
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which records still need generating, which are complete, and the stale partials removed."""
+
+    todo: list[PromptRecord]
+    done: list[Path]
+    removed_partials: list[Path]
+
+
+def _record_of(record: PromptRecord, settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "prompt": record.prompt,
+        "negative_prompt": record.negative_prompt,
+        "seed": record.seed,
+        **settings,
+    }
+
+
+def _target(output_dir: Path, record: PromptRecord, suffix: str) -> tuple[Path, Path]:
+    stem = f"{record.index:04d}"
+    return output_dir / f"{stem}{suffix}", output_dir / f"{stem}.json"
+
+
+def plan_batch(
+    records: list[PromptRecord],
+    output_dir: str | os.PathLike[str],
+    *,
+    suffix: str = ".mp4",
+    settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> BatchPlan:
+    """Remove this batch's stale partial files and split the records into complete and to-do.
+
+    Raises :class:`UsageError` (before any work) when a video exists from a different run.
+    """
+    out = Path(output_dir)
+    settings = settings or {}
+    removed: list[Path] = []
+    todo: list[PromptRecord] = []
+    done: list[Path] = []
+    for record in records:
+        video, meta = _target(out, record, suffix)
+        for stale in out.glob(f".{video.stem}.*.partial*") if out.is_dir() else []:
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+        if not video.exists():
+            todo.append(record)
+            continue
+        try:
+            earlier = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        if earlier == _record_of(record, settings):
+            done.append(video)
+        elif overwrite:
+            todo.append(record)
+        else:
+            why = (
+                "has no record" if earlier is None else "was made with another prompt/seed/settings"
+            )
+            raise UsageError(
+                "--output",
+                str(out),
+                f"{video} exists and {why}; pass --overwrite or choose another folder",
+            )
+    return BatchPlan(todo, done, removed)
+
+
 class GenerationModule(L.LightningModule):
     """``predict_step`` generates and writes one prompt's video; returns the path written.
 
     ``build`` makes the pipeline for a device (called once per process, on its device);
-    ``call_kwargs`` are the pipeline call's fixed arguments (size, steps, guidance, ...).
+    ``call_kwargs`` are the pipeline call's fixed arguments (size, steps, guidance, ...);
+    ``settings`` go into each video's JSON record (the resume key, with prompt and seed).
     """
 
     def __init__(
@@ -92,6 +180,7 @@ class GenerationModule(L.LightningModule):
         *,
         suffix: str = ".mp4",
         fps: int | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.build = build
@@ -99,12 +188,19 @@ class GenerationModule(L.LightningModule):
         self.output_dir = Path(output_dir)
         self.suffix = suffix
         self.fps = fps
+        self.settings = settings or {}
         self.pipe = None
+        self.written: list[Path] = []
 
     def on_predict_start(self) -> None:
         self.pipe = self.build(self.device)
 
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int) -> list[str]:
+        import numpy as np
+
+        from cogvx.infer.outputs import write_record
+        from cogvx.videoio import write_video
+
         written = []
         for item in batch:
             record = PromptRecord(**item)
@@ -112,9 +208,21 @@ class GenerationModule(L.LightningModule):
             kwargs = dict(self.call_kwargs)
             if record.negative_prompt is not None:
                 kwargs["negative_prompt"] = record.negative_prompt
-            frames = self.pipe(prompt=record.prompt, generator=generator, **kwargs).frames
-            target = self.output_dir / f"{record.index:04d}{self.suffix}"
-            written += [str(p) for p in self.pipe.save_video(frames, target, fps=self.fps)]
+            result = self.pipe(
+                prompt=record.prompt,
+                generator=generator,
+                output_type="np",
+                progress=False,
+                **kwargs,
+            )
+            frames = np.asarray(getattr(result, "frames", result))[0]
+            frames = (frames * 255.0).round().clip(0, 255).astype(np.uint8)
+            video, meta = _target(self.output_dir, record, self.suffix)
+            write_record(meta, _record_of(record, self.settings))  # first: see the module doc
+            fps = self.fps if self.fps is not None else self.pipe.fps
+            write_video(video, frames, fps)
+            self.written.append(video)
+            written.append(str(video))
         return written
 
 
@@ -129,9 +237,24 @@ def run_batch(
     accelerator: str = "auto",
     devices: str | int = "auto",
     progress: bool = True,
+    settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> list[str]:
-    """Generate every record with a Lightning predict loop; returns the paths written (this rank)."""
-    module = GenerationModule(build, call_kwargs, Path(output_dir), suffix=suffix, fps=fps)
+    """Generate every record not already complete with a Lightning predict loop; returns the paths
+    written by this rank. Complete outputs are skipped and reported on stderr; on Ctrl-C the
+    finished videos are reported and ``KeyboardInterrupt`` is raised."""
+    out = Path(output_dir)
+    plan = plan_batch(records, out, suffix=suffix, settings=settings, overwrite=overwrite)
+    if plan.removed_partials:
+        print(
+            f"removed {len(plan.removed_partials)} stale partial file(s) in {out}", file=sys.stderr
+        )
+    if plan.done:
+        print(f"skipping {len(plan.done)} complete video(s) in {out}", file=sys.stderr)
+    if not plan.todo:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    module = GenerationModule(build, call_kwargs, out, suffix=suffix, fps=fps, settings=settings)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
@@ -140,6 +263,21 @@ def run_batch(
         enable_progress_bar=progress,
         enable_model_summary=False,
     )
-    loader = DataLoader(_Prompts(records), batch_size=1, collate_fn=list, shuffle=False)
-    results = trainer.predict(module, dataloaders=loader, return_predictions=True) or []
-    return [path for batch in results for path in batch]
+    loader = DataLoader(_Prompts(plan.todo), batch_size=1, collate_fn=list, shuffle=False)
+    try:
+        trainer.predict(module, dataloaders=loader, return_predictions=False)
+    except SystemExit:
+        # Lightning turns Ctrl-C into sys.exit(1) after ignoring SIGINT; restore both.
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        done = len(plan.done) + len(module.written)
+        print(
+            f"interrupted: {done} of {len(records)} video(s) complete in {out} "
+            f"({len(module.written)} new this run); rerun the same command to resume",
+            file=sys.stderr,
+        )
+        for p in module.written:
+            print(p, flush=True)
+        raise KeyboardInterrupt from None
+    return [str(p) for p in module.written]

@@ -1,33 +1,44 @@
 """``cogvx generate``: text/image/video to video from the command line.
 
+    cogvx generate "a red circle moves to the right"               # the shipped shapes model
     cogvx generate "a panda playing guitar" --model DIR --seed 1 --output out.mp4
     cogvx generate "..." --model DIR --image first.png --frames 49 --steps 30 --dtype bf16
     cogvx generate --prompt-file prompts.txt --model DIR --output outdir/ preset=cogvideox_5b
-    cogvx generate "..." --model DIR sampling.guidance_schedule=dynamic vae.tiling=true
+    cogvx generate "..." --seed 1,2,3                              # a Hydra multirun, one job per seed
+    cogvx generate -m "..." sampling.guidance_scale=4,6 hydra.sweep.dir=sweeps/g
 
 Flags are shorthands for config keys; any ``key=value`` argument is a Hydra override composed over
-``cogvx/infer/conf/generate.yaml`` (a typo fails before anything loads). Prints a progress bar over
-denoising and decoding, a per-stage time and peak-memory summary, and the paths it wrote.
+``cogvx/infer/conf/generate.yaml`` in struct mode (:mod:`cogvx.cli.hydra`): a typo, a ``+key`` the
+schema lacks, a wrong type or an unknown preset fails before anything loads, as one line naming the
+key (exit 2). Output paths are checked before any work and an earlier output is never replaced
+without ``--overwrite``. Prints a progress bar over denoising and decoding, a per-stage time and
+peak-memory summary, and the paths it wrote.
+
+Start-up: nothing heavy is imported until the arguments and the config are checked (``--help`` loads
+no torch, transformers or peft).
 """
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import re
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from hydra import compose, initialize_config_module
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from cogvx.cli.usage import ArgumentParser, UsageError, float_arg, int_arg
 
-from cogvx.infer.config import register_configs
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 __all__ = ["compose_config", "main"]
 
+CONFIG_MODULE = "cogvx.infer.conf"
+CONFIG_NAME = "generate"
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.]*(@[\w.]+)?=")
+TASK_CHOICES = ("t2v", "i2v", "v2v")
+PRESETS = ("cogvideox_2b", "cogvideox_5b", "cogvideox1_5_5b")
 
 # flag dest -> config key
 _FLAG_KEYS = {
@@ -36,7 +47,6 @@ _FLAG_KEYS = {
     "sampler": "pipeline.sampler",
     "dtype": "pipeline.dtype",
     "device": "pipeline.device",
-    "seed": "sampling.seed",
     "frames": "sampling.num_frames",
     "height": "sampling.height",
     "width": "sampling.width",
@@ -52,35 +62,58 @@ _FLAG_KEYS = {
     "image": "image",
     "video": "video",
     "prompt_file": "prompt_file",
-    "preset": "preset",
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _seeds(text: str) -> str:
+    """``--seed N`` or ``--seed 1,2,3`` (a sweep): each a non-negative integer."""
+    parts = [p.strip() for p in text.split(",")]
+    for p in parts:
+        if not p.isdigit() or int(p) > 2**63 - 1:
+            raise UsageError("--seed", text, "a non-negative integer or a comma list (1,2,3)")
+    return ",".join(str(int(p)) for p in parts)
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="cogvx generate",
-        description="Generate videos with a CogVideoX model folder (diffusers layout).",
+        description="Generate videos with a CogVideoX model folder (diffusers layout); "
+        "without --model, the shipped shapes model.",
         epilog="Extra key=value arguments are Hydra overrides, e.g. sampling.steps=30 vae.tiling=true "
-        "preset=cogvideox_5b. Config keys: pipeline.*, sampling.*, vae.*, lora.*, output.*, batch.*",
+        "preset=cogvideox_5b. Config keys: pipeline.*, sampling.*, vae.*, lora.*, output.*, batch.*. "
+        "-m (or a --seed list) runs a Hydra multirun: one folder per job under hydra.sweep.dir.",
     )
     p.add_argument(
         "args", nargs="*", metavar="PROMPT | key=value", help="the prompt, and any Hydra overrides"
     )
-    p.add_argument("--model", help="model folder (model_index.json + component subfolders)")
-    p.add_argument("--task", choices=["t2v", "i2v", "v2v"], help="default: the folder's own task")
-    p.add_argument("--prompt-file", help="batch mode: one prompt per line (or .jsonl)")
+    p.add_argument("--model", help="model folder (default: the shipped shapes model)")
+    p.add_argument("--task", choices=TASK_CHOICES, help="default: the folder's own task")
+    p.add_argument("--prompt-file", help="batch mode: one prompt per line (or .jsonl); resumable")
     p.add_argument("--negative-prompt")
     p.add_argument("--image", help="conditioning image (image-to-video)")
     p.add_argument("--video", help="input video (video-to-video)")
-    p.add_argument("--strength", type=float, help="video-to-video strength (0.8)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--output", "-o", help="output .mp4/.gif (a folder with --prompt-file)")
-    p.add_argument("--frames", type=int, help="number of frames (8N+1 for 1.0, 16N+1 for 1.5)")
-    p.add_argument("--height", type=int)
-    p.add_argument("--width", type=int)
+    p.add_argument(
+        "--strength",
+        type=float_arg("--strength", minimum=0.0, maximum=1.0, exclusive_minimum=True),
+        help="video-to-video strength (0.8)",
+    )
+    p.add_argument("--seed", type=_seeds, help="seed, or a comma list for a multirun (1,2,3)")
+    p.add_argument(
+        "--output",
+        "-o",
+        help="output .mp4/.gif (a folder with --prompt-file); default: a new folder under outputs/",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
+    p.add_argument(
+        "--frames",
+        type=int_arg("--frames", minimum=1),
+        help="number of frames (8N+1 for 1.0, 16N+1 for 1.5)",
+    )
+    p.add_argument("--height", type=int_arg("--height", minimum=1))
+    p.add_argument("--width", type=int_arg("--width", minimum=1))
     p.add_argument("--snap", action="store_true", help="round invalid sizes to the nearest valid")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float, help="guidance scale (6.0)")
+    p.add_argument("--steps", type=int_arg("--steps", minimum=1, maximum=10_000))
+    p.add_argument("--guidance", type=float_arg("--guidance", minimum=0.0), help="(6.0)")
     p.add_argument("--dynamic-cfg", action="store_true", help="the reference dynamic CFG schedule")
     p.add_argument("--guidance-schedule", choices=["constant", "dynamic", "dynamic_step_index"])
     p.add_argument("--sampler", choices=["ddim", "dpm"], help="default: the folder's scheduler")
@@ -98,11 +131,16 @@ def _parser() -> argparse.ArgumentParser:
         help="keep models in CPU memory, move each to the device for its stage",
     )
     p.add_argument("--lora", help="LoRA folder or pytorch_lora_weights.safetensors")
-    p.add_argument("--lora-scale", type=float)
+    p.add_argument("--lora-scale", type=float_arg("--lora-scale", minimum=-100.0, maximum=100.0))
     p.add_argument("--fuse-lora", action="store_true")
-    p.add_argument("--fps", type=int, help="default: 8 for CogVideoX 1.0, 16 for 1.5")
-    p.add_argument("--preset", choices=["cogvideox_2b", "cogvideox_5b", "cogvideox1_5_5b"])
+    p.add_argument(
+        "--fps", type=int_arg("--fps", minimum=1, maximum=1000), help="default: 8 (1.0), 16 (1.5)"
+    )
+    p.add_argument("--preset", choices=PRESETS)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "-m", "--multirun", action="store_true", help="Hydra multirun over sweep overrides"
+    )
     return p
 
 
@@ -116,55 +154,91 @@ def _quote(value: Any) -> str:
     return f"'{text}'"
 
 
-def _overrides(ns: argparse.Namespace) -> tuple[list[str], str | None]:
+def _overrides(ns: Any) -> list[str]:
     prompts = [a for a in ns.args if not _OVERRIDE.match(a)]
     user = [a for a in ns.args if _OVERRIDE.match(a)]
     if len(prompts) > 1:
-        raise ValueError(
-            f"got {len(prompts)} prompt arguments {prompts}; quote the prompt as one argument"
+        raise UsageError(
+            "PROMPT", " ".join(prompts), "one prompt argument; quote the prompt as one argument"
         )
     out: list[str] = []
     for dest, key in _FLAG_KEYS.items():
         value = getattr(ns, dest, None)
         if value is not None:
-            out.append(f"{key}={_quote(value)}" if key != "preset" else f"preset={value}")
+            out.append(f"{key}={_quote(value)}")
+    if ns.seed is not None:
+        out.append(f"sampling.seed={ns.seed}")  # a comma list is a sweep
+    if ns.preset is not None:
+        out.append(f"preset={ns.preset}")
     if ns.dynamic_cfg:
         if ns.guidance_schedule not in (None, "dynamic"):
-            raise ValueError("--dynamic-cfg contradicts --guidance-schedule")
+            raise UsageError(
+                "--dynamic-cfg", None, f"contradicts --guidance-schedule {ns.guidance_schedule}"
+            )
         out.append("sampling.guidance_schedule=dynamic")
-    if ns.snap:
-        out.append("sampling.snap=true")
-    if ns.tiling:
-        out.append("vae.tiling=true")
+    for flag, key in (
+        ("snap", "sampling.snap"),
+        ("tiling", "vae.tiling"),
+        ("fuse_lora", "lora.fuse"),
+        ("overwrite", "output.overwrite"),
+    ):
+        if getattr(ns, flag):
+            out.append(f"{key}=true")
     if ns.staged and ns.offload:
-        raise ValueError("--staged and --offload are exclusive")
+        raise UsageError("--staged", None, "--staged and --offload are exclusive; pick one")
     if ns.staged:
         out.append("pipeline.residency=staged")
     if ns.offload:
         out.append("pipeline.residency=offload")
-    if ns.fuse_lora:
-        out.append("lora.fuse=true")
     if ns.no_progress:
         out.append("progress=false")
     if prompts:
+        if not prompts[0].strip():
+            raise UsageError("PROMPT", prompts[0], "a non-empty prompt")
         out.append(f"prompt={_quote(prompts[0])}")
-    return out + user, (prompts[0] if prompts else None)
+    return out + user
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    """Compose ``generate.yaml`` with ``overrides``, typed by the ``GenerateConfig`` schema."""
-    register_configs()
-    with initialize_config_module(config_module="cogvx.infer.conf", version_base=None):
-        cfg = compose(config_name="generate", overrides=overrides)
-    missing = OmegaConf.missing_keys(cfg)
-    if missing:
-        raise ValueError(
-            f"missing required setting(s): {', '.join(sorted(missing))} (pipeline.model: --model DIR)"
-        )
+    """Compose ``generate.yaml`` with ``overrides`` in struct mode over the ``GenerateConfig`` schema
+    and check every value's range; errors are :class:`~cogvx.cli.usage.UsageError` (one line)."""
+    from cogvx.cli.hydra import compose
+    from cogvx.infer.config import SCHEMA_NAME, GenerateConfig, check_config
+
+    cfg = compose(
+        CONFIG_MODULE,
+        CONFIG_NAME,
+        overrides,
+        schema=GenerateConfig,
+        schema_name=SCHEMA_NAME,
+        job_name="generate",
+    )
+    check_config(cfg)
     return cfg
 
 
-def _call_kwargs(cfg, task: str) -> dict[str, Any]:
+def _model_folder(cfg: DictConfig) -> str:
+    """The model folder: ``--model``, or the shipped shapes model (checked to exist)."""
+    if cfg.pipeline.model is not None:
+        path = Path(cfg.pipeline.model)
+        if not (path / "model_index.json").is_file():
+            what = "no model_index.json in it" if path.is_dir() else "no such folder"
+            raise UsageError("--model", str(path), f"a model folder with model_index.json ({what})")
+        return str(path)
+    from cogvx.infer import default_model_dir
+
+    folder = default_model_dir()
+    if not (folder / "model_index.json").is_file():
+        raise UsageError(
+            "--model",
+            None,
+            f"the default shapes model is missing ({folder} has no model_index.json); "
+            "pass --model DIR with a CogVideoX model folder",
+        )
+    return str(folder)
+
+
+def _call_kwargs(cfg: DictConfig, task: str) -> dict[str, Any]:
     s = cfg.sampling
     kwargs: dict[str, Any] = dict(
         height=s.height,
@@ -185,8 +259,12 @@ def _call_kwargs(cfg, task: str) -> dict[str, Any]:
     return kwargs
 
 
-def _build(cfg, device: torch.device | None = None):
+def _build(cfg: DictConfig, model: str, device: Any = None) -> Any:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
     pipe_cfg = OmegaConf.to_container(cfg.pipeline, resolve=True)
+    pipe_cfg["model"] = model
     if device is not None:
         pipe_cfg["device"] = str(device)
     pipe = instantiate(pipe_cfg)
@@ -201,108 +279,263 @@ def _build(cfg, device: torch.device | None = None):
     return pipe
 
 
-def _conditioning(cfg, task: str) -> dict[str, Any]:
+def _folder_task(cfg: DictConfig, model: str) -> str:
+    from cogvx.infer.model_folder import ModelFolder
+
+    return cfg.pipeline.task or ModelFolder.open(model).task or "t2v"
+
+
+def _check_inputs(cfg: DictConfig, task: str) -> None:
+    """Conditioning inputs match the task and exist (before any weights load)."""
+    wanted = {"i2v": "image", "v2v": "video"}.get(task)
+    for kind in ("image", "video"):
+        value = cfg[kind]
+        if value is not None and kind != wanted:
+            raise UsageError(
+                f"--{kind}", value, f"only for {kind}-to-video; this model runs {task}"
+            )
+        if kind == wanted:
+            if value is None:
+                raise UsageError(f"--{kind}", None, f"required: this model runs {task}")
+            if not Path(value).is_file():
+                raise UsageError(f"--{kind}", value, "an existing file (not found)")
+
+
+def _conditioning(cfg: DictConfig, task: str) -> dict[str, Any]:
     """The image or video input, as PIL images so resizing uses Lanczos (the reference's PIL path)."""
     from PIL import Image
 
     from cogvx.videoio import read_image, read_video
 
     if task == "i2v":
-        if not cfg.image:
-            raise ValueError("image-to-video needs --image PATH")
         return {"image": Image.fromarray(read_image(cfg.image))}
-    if cfg.image:
-        raise ValueError(f"--image is only for image-to-video; this model runs {task}")
     if task == "v2v":
-        if not cfg.video:
-            raise ValueError("video-to-video needs --video PATH")
         return {"video": [Image.fromarray(f) for f in read_video(cfg.video).frames]}
-    if cfg.video:
-        raise ValueError(f"--video is only for video-to-video; this model runs {task}")
     return {}
 
 
-def _check_shape_early(cfg) -> None:
+def _check_shape_early(cfg: DictConfig, model: str) -> None:
     """Refuse bad sizes and frame counts before any weights are loaded (v2v: the video decides)."""
     from cogvx.infer.pipelines import folder_shape_rules
 
-    rules = folder_shape_rules(cfg.pipeline.model)
+    rules = folder_shape_rules(model)
     s = cfg.sampling
     d = rules.defaults()
-    frames = d.num_frames if cfg.video else (s.num_frames or d.num_frames)
-    rules.check(
-        frames, s.height or d.height, s.width or d.width, snap=s.snap, strict_frames=s.strict_frames
-    )
+    frames = d.num_frames if cfg.video or s.num_frames is None else s.num_frames
+    height = d.height if s.height is None else s.height
+    width = d.width if s.width is None else s.width
+    try:
+        rules.check(frames, height, width, snap=s.snap, strict_frames=s.strict_frames)
+    except ValueError as e:
+        m = re.match(r"^(num_frames|height|width)=(\S+) (.*)$", str(e), re.S)
+        if m is None:
+            shown = f"{frames}x{height}x{width} (frames x height x width)"
+            raise UsageError("size", shown, str(e)) from None
+        flag = {"num_frames": "--frames"}.get(m[1], f"--{m[1]}")
+        raise UsageError(flag, m[2], m[3].replace("ask for snapping", "pass --snap")) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    ns = _parser().parse_intermixed_args(sys.argv[1:] if argv is None else argv)
-    overrides, _ = _overrides(ns)
-    cfg = compose_config(overrides)
-    progress = bool(cfg.progress)
+def _default_run_dir() -> Path:
+    """A new folder ``outputs/generate/<time>[-n]`` (never an existing one)."""
+    base = Path("outputs") / "generate" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    candidate, n = base, 1
+    while candidate.exists():
+        candidate, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return candidate
 
-    if cfg.prompt_file:
-        return _main_batch(cfg, progress)
-    if not cfg.prompt:
-        raise ValueError('a prompt is required: cogvx generate "a prompt" --model DIR')
-    output = Path(cfg.output.path)
-    if output.suffix.lower() not in (".mp4", ".gif"):
-        raise ValueError(f"--output {output} must end in .mp4 or .gif")
 
-    _check_shape_early(cfg)
-    pipe = _build(cfg)
-    task = pipe.task
+def _generate(pipe: Any, cfg: DictConfig, task: str, progress: bool) -> Any:
+    """Run the pipeline once; frames come back as a ``[B, F, H, W, 3]`` float array in [0, 1]."""
+    import torch
+
     kwargs = _call_kwargs(cfg, task) | _conditioning(cfg, task)
+    if "return_report" in inspect.signature(pipe.__call__).parameters:
+        kwargs["return_report"] = True
     generator = torch.Generator().manual_seed(int(cfg.sampling.seed))
-    result = pipe(
-        prompt=cfg.prompt, generator=generator, progress=progress, **kwargs
+    return pipe(
+        prompt=cfg.prompt, generator=generator, progress=progress, output_type="np", **kwargs
     )
-    paths = pipe.save_video(result.frames, output, fps=cfg.output.fps)
+
+
+def _record(cfg: DictConfig, pipe: Any, model: str, task: str, shape: Any, fps: int) -> dict:
+    from cogvx.infer.outputs import versions
+
+    s = cfg.sampling
+    return {
+        "prompt": cfg.prompt,
+        "negative_prompt": s.negative_prompt,
+        "seed": int(s.seed),
+        "steps": int(s.steps),
+        "guidance_scale": float(s.guidance_scale),
+        "guidance_schedule": s.guidance_schedule,
+        "sampler": pipe.scheduler.sampler,
+        "task": task,
+        "model": str(Path(model).resolve()),
+        "num_frames": shape.num_frames,
+        "height": shape.height,
+        "width": shape.width,
+        "fps": fps,
+        "dtype": str(pipe.dtype).removeprefix("torch."),
+        "image": cfg.image,
+        "video_input": cfg.video,
+        "strength": float(s.strength) if task == "v2v" else None,
+        "lora": cfg.lora.path,
+        "versions": versions(),
+    }
+
+
+def _run_single(cfg: DictConfig, output: Path, pipe_cache: dict | None = None) -> list[Path]:
+    """One prompt -> the video, GIF, contact sheet and generation.json at ``output``."""
+    import numpy as np
+
+    from cogvx.infer.outputs import plan_outputs, write_run_outputs
+
+    model = _model_folder(cfg)
+    if not cfg.prompt:
+        raise UsageError("PROMPT", None, 'required: cogvx generate "a prompt" (or --prompt-file)')
+    planned = plan_outputs(output, overwrite=bool(cfg.output.overwrite))
+    task = _folder_task(cfg, model)
+    _check_inputs(cfg, task)
+    _check_shape_early(cfg, model)
+    key = repr((model, cfg.pipeline, cfg.vae, cfg.lora))
+    pipe = pipe_cache.get(key) if pipe_cache is not None else None
+    if pipe is None:
+        pipe = _build(cfg, model)
+        if pipe_cache is not None:
+            pipe_cache[key] = pipe
+    result = _generate(pipe, cfg, pipe.task, bool(cfg.progress))
+    frames = np.asarray(result.frames)[0]  # [F, H, W, 3] in [0, 1]
+    frames = (frames * 255.0).round().clip(0, 255).astype(np.uint8)
+    fps = cfg.output.fps if cfg.output.fps is not None else pipe.fps
+    record = _record(cfg, pipe, model, pipe.task, result.shape, fps)
+    paths = write_run_outputs(planned, frames, fps, record)
     shape = result.shape
     print(
-        f"{task}: {shape.num_frames} frames {shape.height}x{shape.width}, "
+        f"{pipe.task}: {shape.num_frames} frames {shape.height}x{shape.width}, "
         f"{cfg.sampling.steps} steps, sampler {pipe.scheduler.sampler}, dtype {pipe.dtype}",
         file=sys.stderr,
     )
     print(result.report.format(), file=sys.stderr)
-    for p in paths:
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = _parser().parse_intermixed_args(sys.argv[1:] if argv is None else argv)
+    overrides = _overrides(ns)
+    if ns.multirun or (ns.seed is not None and "," in ns.seed):
+        return _main_multirun(overrides)
+    cfg = compose_config(overrides)
+    if cfg.prompt_file:
+        return _main_batch(cfg)
+    output = Path(cfg.output.path) if cfg.output.path is not None else None
+    if output is None:
+        output = _default_run_dir() / "video.mp4"
+    for p in _run_single(cfg, output):
         print(p)
     return 0
 
 
-def _main_batch(cfg, progress: bool) -> int:
+def _main_multirun(overrides: list[str]) -> int:
+    """A Hydra multirun: every job's config and output checked first, then Hydra's launcher runs
+    one job per combination, each writing into its own folder (``hydra.sweep.dir``/``subdir``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from cogvx.cli.hydra import multirun, sweep_jobs
+    from cogvx.infer.config import SCHEMA_NAME, GenerateConfig
+
+    jobs = sweep_jobs(overrides)
+    for job in jobs:  # every job composes and validates before the first one runs
+        cfg = compose_config(job)
+        if cfg.prompt_file:
+            raise UsageError("--prompt-file", cfg.prompt_file, "not with a multirun (-m / seeds)")
+        if cfg.output.path is not None:
+            raise UsageError(
+                "--output",
+                cfg.output.path,
+                "not with a multirun: each job writes into its folder; set hydra.sweep.dir=DIR",
+            )
+        if not cfg.prompt:
+            raise UsageError("PROMPT", None, 'required: cogvx generate "a prompt" -m ...')
+        model = _model_folder(cfg)
+        task = _folder_task(cfg, model)
+        _check_inputs(cfg, task)
+        _check_shape_early(cfg, model)
+    pipes: dict[str, Any] = {}  # jobs run in this process (basic launcher): load the model once
+
+    def job(cfg: DictConfig) -> list[Path]:
+        from cogvx.infer.config import check_config
+
+        check_config(cfg)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        paths = _run_single(cfg, out_dir / "video.mp4", pipes)
+        for p in paths:
+            print(p, flush=True)
+        return paths
+
+    multirun(
+        CONFIG_MODULE,
+        CONFIG_NAME,
+        overrides,
+        job,
+        schema=GenerateConfig,
+        schema_name=SCHEMA_NAME,
+        job_name="generate",
+    )
+    return 0
+
+
+def _main_batch(cfg: DictConfig) -> int:
     from cogvx.infer.batch import read_prompt_file, run_batch
+    from cogvx.infer.outputs import check_writable_folder
 
     if cfg.prompt:
-        raise ValueError("pass either a prompt or --prompt-file, not both")
-    if cfg.image or cfg.video:
-        raise ValueError("--prompt-file runs text-to-video only")
-    fmt = cfg.output.format.lower().lstrip(".")
-    if fmt not in ("mp4", "gif"):
-        raise ValueError(f"output.format={cfg.output.format!r} must be mp4 or gif")
-    out_dir = Path(cfg.output.path)
-    if out_dir.suffix.lower() in (".mp4", ".gif"):
-        out_dir = out_dir.with_suffix("")
-    from cogvx.infer.model_folder import ModelFolder
-
-    task = cfg.pipeline.task or ModelFolder.open(cfg.pipeline.model).task or "t2v"
+        raise UsageError("PROMPT", cfg.prompt, "pass either a prompt or --prompt-file, not both")
+    for kind in ("image", "video"):
+        if cfg[kind] is not None:
+            raise UsageError(f"--{kind}", cfg[kind], "--prompt-file runs text-to-video only")
+    fmt = cfg.output.format
+    if cfg.output.path is None:
+        out_dir = _default_run_dir()
+    else:
+        out_dir = Path(cfg.output.path)
+        if out_dir.suffix.lower() in (".mp4", ".gif") or out_dir.is_file():
+            raise UsageError(
+                "--output", str(out_dir), "a folder for --prompt-file runs, not a file"
+            )
+    check_writable_folder(out_dir, "--output")
+    model = _model_folder(cfg)
+    task = _folder_task(cfg, model)
     if task != "t2v":
-        raise ValueError(f"--prompt-file runs text-to-video only; this model runs {task}")
+        raise UsageError("--prompt-file", cfg.prompt_file, f"text-to-video only; model runs {task}")
     records = read_prompt_file(cfg.prompt_file, base_seed=int(cfg.sampling.seed))
-    call = _call_kwargs(cfg, "t2v") | {"progress": False}
+    _check_shape_early(cfg, model)
+    call = _call_kwargs(cfg, "t2v")
     devices = cfg.batch.devices
     devices = int(devices) if str(devices).isdigit() else devices
-    paths = run_batch(
+    settings = {
+        "steps": int(cfg.sampling.steps),
+        "guidance_scale": float(cfg.sampling.guidance_scale),
+        "guidance_schedule": cfg.sampling.guidance_schedule,
+        "num_frames": cfg.sampling.num_frames,
+        "height": cfg.sampling.height,
+        "width": cfg.sampling.width,
+        "sampler": cfg.pipeline.sampler,
+        "model": str(Path(model).resolve()),
+        "lora": cfg.lora.path,
+    }
+    result = run_batch(
         records,
-        lambda device: _build(cfg, device),
+        lambda device: _build(cfg, model, device),
         call,
         out_dir,
         suffix=f".{fmt}",
         fps=cfg.output.fps,
         accelerator=cfg.batch.accelerator,
         devices=devices,
-        progress=progress,
+        progress=bool(cfg.progress),
+        settings=settings,
+        overwrite=bool(cfg.output.overwrite),
     )
-    for p in paths:
+    for p in result:
         print(p)
     return 0

@@ -1,17 +1,20 @@
 """Dataclass schema of the ``cogvx generate`` configuration (Hydra ConfigStore).
 
-``conf/generate.yaml`` starts from this schema, so a mistyped key or a wrong type fails when the
-config is composed, before any model is loaded. ``pipeline._target_`` is the public builder
-:func:`cogvx.infer.build_pipeline`; presets in ``conf/preset/`` set the released models' recommended
-sampler and guidance.
+``conf/generate.yaml`` starts from this schema and is composed in struct mode
+(:func:`cogvx.cli.hydra.compose`), so a mistyped key, a ``+key`` the schema lacks or a wrong type
+fails when the config is composed, before any model is loaded; :func:`check_config` then checks every
+value's range (``None`` means "the default", ``0`` is never read as one). ``pipeline._target_`` is
+the public builder :func:`cogvx.infer.build_pipeline`; presets in ``conf/preset/`` set the released
+models' recommended sampler and guidance.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from cogvx.cli.usage import UsageError
 
 __all__ = [
     "BatchSettings",
@@ -21,6 +24,7 @@ __all__ = [
     "PipelineSettings",
     "SamplingSettings",
     "VAESettings",
+    "check_config",
     "register_configs",
 ]
 
@@ -30,7 +34,9 @@ class PipelineSettings:
     """What to load and where (arguments of :func:`cogvx.infer.build_pipeline`)."""
 
     _target_: str = "cogvx.infer.build_pipeline"
-    model: str = MISSING  # a diffusers-layout model folder
+    model: str | None = (
+        None  # a diffusers-layout model folder; None: cogvx.infer.default_model_dir()
+    )
     task: str | None = None  # t2v | i2v | v2v; default: the folder's model_index.json
     sampler: str | None = None  # ddim | dpm; default: the folder's scheduler_config.json
     dtype: str = "auto"  # auto (bf16 on GPUs that have it, fp32 on CPU) | fp32 | bf16 | fp16
@@ -71,9 +77,12 @@ class LoraSettings:
 
 @dataclass
 class OutputSettings:
-    path: str = "outputs/video.mp4"  # a file (single prompt) or a folder (prompt file)
+    # A file (single prompt; a GIF, a contact-sheet PNG and generation.json are written beside it)
+    # or a folder (prompt file). None: a new run folder outputs/generate/<time>/ (video.mp4).
+    path: str | None = None
     format: str = "mp4"  # mp4 | gif, for prompt-file runs
     fps: int | None = None  # None: the family's (8 for 1.0, 16 for 1.5)
+    overwrite: bool = False  # replace earlier outputs (otherwise an existing output is refused)
 
 
 @dataclass
@@ -99,6 +108,77 @@ class GenerateConfig:
     progress: bool = True
 
 
+SCHEMA_NAME = "generate_schema"  # the name generate.yaml's defaults list uses
+
+
 def register_configs() -> None:
     """Register the schema as ``generate_schema`` (idempotent)."""
-    ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=GenerateConfig)
+
+
+# key -> (check, what is valid); None always passes (it means "the default")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "pipeline.task": ("t2v", "i2v", "v2v"),
+    "pipeline.sampler": ("ddim", "dpm"),
+    "pipeline.dtype": ("auto", "fp32", "bf16", "fp16"),
+    "pipeline.residency": ("resident", "offload", "staged"),
+    "sampling.guidance_schedule": ("constant", "dynamic", "dynamic_step_index"),
+    "sampling.unconditional": ("t5", "zeros"),
+    "output.format": ("mp4", "gif"),
+}
+MAX_SEQUENCE_LENGTH = 4096  # CogVideoX uses 226; far longer allocates T5 activations of many GB
+_INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "sampling.seed": (0, 2**63 - 1),
+    "sampling.num_frames": (1, None),
+    "sampling.height": (1, None),
+    "sampling.width": (1, None),
+    "sampling.steps": (1, 10_000),
+    "sampling.max_sequence_length": (1, MAX_SEQUENCE_LENGTH),
+    "vae.encode_frames": (1, None),
+    "vae.decode_latent_frames": (1, None),
+    "output.fps": (1, 1000),
+}
+_FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {  # (low, high, low exclusive)
+    "sampling.guidance_scale": (0.0, None, False),
+    "sampling.strength": (0.0, 1.0, True),
+    "lora.scale": (-100.0, 100.0, False),
+}
+
+
+def _get(cfg: Any, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def check_config(cfg: Any) -> None:
+    """Refuse any out-of-range value of a composed config with a :class:`UsageError` naming the key,
+    the value and what is valid (numbers finite, counts >= 1, choices spelled out)."""
+    for key, choices in _CHOICES.items():
+        value = _get(cfg, key)
+        if value is not None and value not in choices:
+            raise UsageError(key, value, f"choose from {', '.join(choices)}")
+    for key, (low, high) in _INT_RANGES.items():
+        value = _get(cfg, key)
+        if value is not None and (value < low or (high is not None and value > high)):
+            bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise UsageError(key, value, f"an integer {bound} (or null for the default)")
+    for key, (low, high, exclusive) in _FLOAT_RANGES.items():
+        value = _get(cfg, key)
+        if value is None:
+            continue
+        ok = math.isfinite(value) and (value > low if exclusive else value >= low)
+        if not ok or (high is not None and value > high):
+            lo = f"{'>' if exclusive else '>='} {low}"
+            bound = f"{lo} and <= {high}" if high is not None else lo
+            raise UsageError(key, value, f"a finite number {bound}")
+    devices = str(cfg.batch.devices)
+    if devices != "auto" and not (devices.isdigit() and int(devices) >= 1):
+        raise UsageError("batch.devices", devices, "auto or a number of devices >= 1")
+    for key in ("prompt", "sampling.negative_prompt"):
+        value = _get(cfg, key)
+        if value is not None and "\x00" in value:
+            raise UsageError(key, value.replace("\x00", "\\0"), "text without NUL characters")
