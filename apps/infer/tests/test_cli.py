@@ -287,7 +287,9 @@ def test_multirun_over_seeds_one_folder_per_job(make_folder, tmp_path, capsys):
     # every job is checked before the first runs: a bad value in job 2 leaves nothing behind
     bad = tmp_path / "bad"
     with pytest.raises(UsageError, match=r"sampling\.steps=0"):
-        main(["a cat", "--model", str(folder), "-m", "sampling.steps=2,0", f"hydra.sweep.dir={bad}"])
+        main(
+            ["a cat", "--model", str(folder), "-m", "sampling.steps=2,0", f"hydra.sweep.dir={bad}"]
+        )
     assert not bad.exists()
 
 
@@ -295,7 +297,9 @@ def test_default_model_is_the_shipped_folder(make_folder, tmp_path, monkeypatch,
     import cogvx.infer
     from cogvx.cli.main import main as cogvx_main
 
-    assert cogvx.infer.default_model_dir() == Path(cogvx.infer.__file__).parent / "models" / "shapes"
+    assert (
+        cogvx.infer.default_model_dir() == Path(cogvx.infer.__file__).parent / "models" / "shapes"
+    )
     monkeypatch.setattr(cogvx.infer, "default_model_dir", lambda: tmp_path / "absent")
     assert cogvx_main(["generate", "a cat", "-o", str(tmp_path / "x.mp4")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
