@@ -5,8 +5,8 @@ the development machine, AVX2 only: bf16 ``F.linear`` about 4x slower than fp32)
 model is faster when each Linear upcasts its input and weight to fp32, multiplies, and rounds the
 result back to bf16 once; the result is also closer to exact (fp32 accumulation, one rounding).
 
-Policy (a runtime switch, never stored in a config), innermost first:
-:func:`use_half_matmul` context (``"fp32"`` or ``"native"``), else ``$COGVX_CPU_HALF_MATMUL``,
+Policy (a runtime switch, never stored in a config, set like every cogvx runtime switch by a
+context manager): the innermost :func:`use_half_matmul` context (``"fp32"`` or ``"native"``),
 else ``"auto"``: upcast for half-precision tensors on a CPU that lacks ``avx512_bf16`` /
 ``amx_bf16`` (read from ``/proc/cpuinfo``; native where that cannot be read). CUDA tensors and
 fp32 tensors are never affected.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,7 +26,6 @@ from torch import Tensor, nn
 
 __all__ = ["Linear", "half_matmul_mode", "linear", "use_half_matmul"]
 
-ENV_VAR = "COGVX_CPU_HALF_MATMUL"
 _MODES = ("auto", "fp32", "native")
 _HALF = (torch.bfloat16, torch.float16)
 _override: ContextVar[str | None] = ContextVar("cogvx_half_matmul", default=None)
@@ -53,10 +51,7 @@ def cpu_has_native_bf16() -> bool:
 def half_matmul_mode() -> str:
     """The mode in force: ``"auto"``, ``"fp32"`` or ``"native"``."""
     override = _override.get()
-    if override is not None:
-        return override
-    env = os.environ.get(ENV_VAR, "").strip()
-    return _parse(env, f"environment variable {ENV_VAR}") if env else "auto"
+    return "auto" if override is None else override
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ kernel with forward and backward, behind one dispatch point:
 :func:`layernorm_modulate_rows` and :func:`gated_residual_rows` are the per-row forms (one
 modulation row per token) that packed sequences use; they run the same kernels.
 
-Pick the implementation with :func:`use_kernels` (or ``COGVX_KERNELS=torch|triton|auto``);
+Pick the implementation with the :func:`use_kernels` context (``torch``, ``triton``, ``auto``);
 ``auto`` (default) uses Triton on capable CUDA devices and the reference elsewhere. Triton is
 imported only when a Triton path is taken.
 """

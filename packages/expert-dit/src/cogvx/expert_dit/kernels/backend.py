@@ -1,8 +1,9 @@
 """Kernel backend selection: one enum, one context manager, one decision function.
 
-The backend is a runtime switch (never stored in a model config). Precedence: the innermost
-:func:`use_kernels` context, else the ``COGVX_KERNELS`` environment variable (``torch``,
-``triton`` or ``auto``), else ``auto``.
+The backend is a runtime switch (never stored in a model config) set the one way every cogvx
+runtime switch is set: a context manager, :func:`use_kernels` (``torch``, ``triton`` or
+``auto``); the innermost context wins, and outside any context it is ``auto``. No environment
+variable changes it (docs/architecture.md).
 
 - ``torch``: always the PyTorch reference.
 - ``auto``: Triton when every tensor is on a CUDA device whose compute capability supports the
@@ -26,8 +27,6 @@ import torch
 from torch import Tensor
 
 __all__ = ["KernelBackend", "current_backend", "should_use_triton", "use_kernels"]
-
-ENV_VAR = "COGVX_KERNELS"
 
 
 class KernelBackend(str, Enum):  # noqa: UP042 (the design contract is `str, Enum`)
@@ -55,14 +54,9 @@ def _parse(value: KernelBackend | str, source: str) -> KernelBackend:
 
 
 def current_backend() -> KernelBackend:
-    """The backend in force: the innermost ``use_kernels`` context, else ``$COGVX_KERNELS``, else AUTO."""
+    """The backend in force: the innermost ``use_kernels`` context, else AUTO."""
     override = _override.get()
-    if override is not None:
-        return override
-    env = os.environ.get(ENV_VAR)
-    if env is None or env.strip() == "":
-        return KernelBackend.AUTO
-    return _parse(env, f"environment variable {ENV_VAR}")
+    return KernelBackend.AUTO if override is None else override
 
 
 @contextlib.contextmanager
