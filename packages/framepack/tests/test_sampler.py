@@ -168,7 +168,7 @@ def test_manifest_bad_input(tmp_path):
         "fps": 8,
     }
     bad.write_text(json.dumps(good) + "\n" + json.dumps({**good, "frames": 0}) + "\n{not json\n")
-    with pytest.raises(ManifestError, match="line 2"):
+    with pytest.raises(ManifestError, match=r"bad\.jsonl:2: "):
         shapes_from_manifest(bad)
     ms = shapes_from_manifest(bad, strict=False)
     assert len(ms.records) == 1

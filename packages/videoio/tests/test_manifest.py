@@ -51,7 +51,7 @@ def test_round_trip_keeps_unknown_keys(tmp_path):
         ({"type": "gif"}, "type must be one of"),
         ({"frames": 0}, "frames must be an integer >= 1"),
         ({"height": 4.5}, "height must be an integer"),
-        ({"fps": -1}, "fps must be a number > 0"),
+        ({"fps": -1}, "fps must be a finite number > 0"),
         ({"fps": None}, "needs fps"),
         ({"tags": "cat"}, "tags must be a list"),
         ({"path": ""}, "path must be a non-empty"),
@@ -60,29 +60,35 @@ def test_round_trip_keeps_unknown_keys(tmp_path):
 def test_invalid_lines_name_the_line_and_field(tmp_path, change, match):
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps(GOOD) + "\n\n" + json.dumps({**GOOD, **change}) + "\n")
-    with pytest.raises(ManifestError, match=rf"line 3: .*{match}"):
+    with pytest.raises(ManifestError, match=rf"m\.jsonl:3: .*{match}"):
         read_manifest(path)
 
 
 def test_missing_fields_and_bad_json(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"path": "a.mp4"}\n')
-    with pytest.raises(ManifestError, match=r"line 1: missing required field"):
+    with pytest.raises(ManifestError, match=r"m\.jsonl:1: missing required field"):
         read_manifest(path)
     path.write_text("{not json\n")
-    with pytest.raises(ManifestError, match="line 1"):
+    with pytest.raises(ManifestError, match=r"m\.jsonl:1: not valid JSON"):
         read_manifest(path)
     with pytest.raises(FileNotFoundError):
         read_manifest(tmp_path / "none.jsonl")
 
 
-def test_writer_drops_a_partial_last_line_after_a_crash(tmp_path):
+def test_writer_quarantines_a_torn_last_line_after_a_crash(tmp_path):
     path = tmp_path / "m.jsonl"
-    path.write_text(json.dumps(GOOD) + "\n" + '{"path": "clips/0002.mp4", "capt')
+    torn = '{"path": "clips/0002.mp4", "capt'
+    path.write_text(json.dumps(GOOD) + "\n" + torn)
     with ManifestWriter(path) as w:
+        assert [(p.line, p.reason) for p in w.repaired] == [
+            (2, "torn last line (an interrupted write)")
+        ]
         assert w.done_paths() == {"clips/0001.mp4"}
         w.write({**GOOD, "path": "clips/0002.mp4"})
     assert [r.path for r in read_manifest(path)] == ["clips/0001.mp4", "clips/0002.mp4"]
+    side = [json.loads(x) for x in (tmp_path / "m.jsonl.quarantine").read_text().splitlines()]
+    assert side == [{"line": 2, "reason": "torn last line (an interrupted write)", "text": torn}]
 
 
 def test_scan_lists_every_invalid_line_and_read_names_the_first(tmp_path):
@@ -92,5 +98,5 @@ def test_scan_lists_every_invalid_line_and_read_names_the_first(tmp_path):
     records, invalid = scan_manifest(path)
     assert len(records) == 2
     assert [n for n, _ in invalid] == [2, 4] and "type must be one of" in invalid[1][1]
-    with pytest.raises(ManifestError, match=r"line 2: frames .* \(1 more invalid lines\)"):
+    with pytest.raises(ManifestError, match=r"m\.jsonl:2: frames .* \(and 1 more invalid lines\)"):
         read_manifest(path)

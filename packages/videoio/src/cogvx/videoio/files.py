@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from cogvx.videoio.paths import WRITABLE_VIDEO_SUFFIXES
 
@@ -179,8 +179,16 @@ def read_video(
     return Video(frames=np.stack(decoded), fps=fps)
 
 
+FLOAT_FRAME_TOLERANCE = 1.0 / 512
+"""Float frames may leave [0, 1] by this much (under half a uint8 level, decoder rounding)."""
+
+
 def _as_uint8_frames(frames: Any, name: str = "frames") -> np.ndarray:
-    """Accept uint8 ``[T,H,W,3]`` or floats in [0, 1] (numpy or torch) and return uint8."""
+    """Accept uint8 ``[T,H,W,3]`` or floats in [0, 1] (numpy or torch) and return uint8.
+
+    Floats outside [0, 1] (beyond :data:`FLOAT_FRAME_TOLERANCE`), e.g. [0, 255] data in a float
+    array or [-1, 1] model output, are refused with the observed range, never clipped.
+    """
     if hasattr(frames, "detach"):  # a torch tensor; keep torch an optional import here
         frames = frames.detach().cpu().float().numpy()
     arr = np.asarray(frames)
@@ -194,6 +202,12 @@ def _as_uint8_frames(frames: Any, name: str = "frames") -> np.ndarray:
         raise TypeError(f"{name} must be uint8 or float in [0, 1], got dtype {arr.dtype}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
+    low, high = float(arr.min()), float(arr.max())
+    if low < -FLOAT_FRAME_TOLERANCE or high > 1 + FLOAT_FRAME_TOLERANCE:
+        raise ValueError(
+            f"{name}: float frames must be in [0, 1], observed range [{low:g}, {high:g}] "
+            "(give [0, 255] data as uint8; map [-1, 1] model output with x / 2 + 0.5)"
+        )
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -251,15 +265,55 @@ def write_video(
     return target
 
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _to_rgb8(im: Image.Image, path: Path) -> np.ndarray:
+    """Any Pillow mode -> RGB uint8, scaling deep images instead of clipping them."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        # Pillow's own RGB conversion clips 16-bit grey at 255 (a white image); scale instead.
+        # Mode "I" (32-bit ints) is how Pillow holds 16-bit PNG/TIFF data: read as 0..65535.
+        grey = np.asarray(im).astype(np.float64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise ValueError(
+                f"image {str(path)!r}: mode {im.mode} values [{grey.min():g}, {grey.max():g}] "
+                "are outside the 16-bit range 0..65535"
+            )
+        grey8 = np.rint(grey / 257.0).astype(np.uint8)
+        return np.repeat(grey8[..., None], 3, axis=-1)
+    if im.mode == "F":
+        grey = np.asarray(im).astype(np.float64)
+        if not np.isfinite(grey).all() or (grey.size and (grey.min() < 0 or grey.max() > 1)):
+            raise ValueError(
+                f"image {str(path)!r}: float (mode F) values must be finite and in [0, 1], "
+                f"observed [{np.nanmin(grey):g}, {np.nanmax(grey):g}]"
+            )
+        grey8 = np.rint(grey * 255.0).astype(np.uint8)
+        return np.repeat(grey8[..., None], 3, axis=-1)
+    # palette (with or without transparency), L, LA, 1, CMYK, YCbCr, RGBA, ...: Pillow converts
+    # these exactly; an alpha channel is dropped (the colour under it is kept), as the reference
+    # loader (diffusers ``load_image``: exif_transpose + convert("RGB")) does.
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    return np.asarray(im.convert("RGB"))
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as RGB uint8 ``[H, W, 3]``."""
+    """Read an image file as RGB uint8 ``[H, W, 3]``, upright.
+
+    The EXIF orientation is applied (a phone photo comes out as it is shown); 16-bit grey images
+    are scaled to 8 bits (``v / 257``), not clipped; palette, grey, grey+alpha, CMYK and other
+    modes are converted to RGB (alpha dropped). Missing, corrupt or unreadable files raise with
+    the path.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image file {str(p)!r} does not exist")
     try:
         with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, Image.DecompressionBombError) as e:
+            upright = ImageOps.exif_transpose(im)
+            return _to_rgb8(upright if upright is not None else im, p)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot read image {str(p)!r}: {e}") from e
 
 

@@ -10,12 +10,14 @@ writes it, frame packing and training read it. Keys this version does not know a
 
 from __future__ import annotations
 
-import json
+import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cogvx.videoio.jsonl import JsonlAppender, JsonlProblem, iter_jsonl
 
 __all__ = [
     "ManifestError",
@@ -63,9 +65,12 @@ class ManifestRecord:
         if self.type == "image" and self.frames != 1:
             raise ManifestError(f"an image sample has frames == 1, got {self.frames}")
         if self.fps is not None and (
-            isinstance(self.fps, bool) or not isinstance(self.fps, int | float) or self.fps <= 0
+            isinstance(self.fps, bool)
+            or not isinstance(self.fps, int | float)
+            or not math.isfinite(self.fps)
+            or self.fps <= 0
         ):
-            raise ManifestError(f"fps must be a number > 0, got {self.fps!r}")
+            raise ManifestError(f"fps must be a finite number > 0, got {self.fps!r}")
         if self.type == "video" and self.fps is None:
             raise ManifestError("a video sample needs fps")
         object.__setattr__(self, "scores", dict(self.scores))
@@ -76,10 +81,19 @@ class ManifestRecord:
         missing = [k for k in ("path", "type", "frames", "height", "width") if k not in data]
         if missing:
             raise ManifestError(f"missing required field(s) {missing}")
-        scores = data.get("scores") or {}
+        scores = data.get("scores")
+        scores = {} if scores is None else scores
         if not isinstance(scores, Mapping):
             raise ManifestError(f"scores must be an object, got {type(scores).__name__}")
-        tags = data.get("tags") or []
+        for name, value in scores.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise ManifestError(f"scores.{name} must be a finite number, got {value!r}")
+        tags = data.get("tags")
+        tags = [] if tags is None else tags
         if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
             raise ManifestError(f"tags must be a list of strings, got {tags!r}")
         return cls(
@@ -113,40 +127,38 @@ class ManifestRecord:
         return out
 
 
+def _check_record(data: dict[str, Any]) -> None:
+    ManifestRecord.from_dict(data)
+
+
 def scan_manifest(
     path: str | os.PathLike[str],
 ) -> tuple[list[ManifestRecord], list[tuple[int, str]]]:
     """Read every line, keeping the valid records and listing the invalid ones.
 
     Returns ``(records, invalid)`` where ``invalid`` holds ``(line_number, reason)`` (1-based), so
-    a caller that tolerates a few bad lines in a large manifest can still report each of them.
+    a caller that tolerates a few bad lines in a large manifest can still report each of them
+    (as ``file:line: reason``). A missing file raises ``FileNotFoundError`` naming it.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"manifest {str(p)!r} does not exist")
-    records: list[ManifestRecord] = []
-    invalid: list[tuple[int, str]] = []
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                if not isinstance(data, dict):
-                    raise ManifestError(f"expected a JSON object, got {type(data).__name__}")
-                records.append(ManifestRecord.from_dict(data))
-            except (json.JSONDecodeError, ManifestError) as e:
-                invalid.append((lineno, str(e)))
-    return records, invalid
+    problems: list[JsonlProblem] = []
+    records = [
+        ManifestRecord.from_dict(obj)
+        for _, obj in iter_jsonl(p, policy="skip", check=_check_record, problems=problems)
+    ]
+    return records, [(pr.line, pr.reason) for pr in problems]
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRecord]:
-    """Read and validate every line; blank lines are allowed, the first invalid line raises."""
+    """Read and validate every line; blank lines are allowed, an invalid line raises
+    :class:`ManifestError` ``"<file>:<line>: <reason>"`` (with the count of further bad lines)."""
     records, invalid = scan_manifest(path)
     if invalid:
         lineno, reason = invalid[0]
-        more = f" ({len(invalid) - 1} more invalid lines)" if len(invalid) > 1 else ""
-        raise ManifestError(f"{Path(path)}: line {lineno}: {reason}{more}")
+        more = f" (and {len(invalid) - 1} more invalid lines)" if len(invalid) > 1 else ""
+        raise ManifestError(f"{Path(path)}:{lineno}: {reason}{more}")
     return records
 
 
@@ -159,48 +171,27 @@ def resolve_path(manifest_path: str | os.PathLike[str], record: ManifestRecord) 
 class ManifestWriter:
     """Append records to a manifest, one flushed and fsynced line at a time.
 
-    A crash can only cut the line being written; opening the file again drops such a partial
-    last line (it was never a finished record), so everything written before survives and
-    :meth:`done_paths` tells a resumed run what to skip.
+    A crash can only cut the line being written. Opening the file again moves such a torn line,
+    and any line that is not a valid record, to ``<manifest>.quarantine`` (with its line number and
+    the reason; :attr:`repaired` lists them), so everything written before survives, a resumed run
+    never stops on it, and :meth:`done_paths` tells the run what to skip.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._drop_partial_line()
-        self._file = self.path.open("a", encoding="utf-8")
-
-    def _drop_partial_line(self) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        data = self.path.read_bytes()
-        if data.endswith(b"\n"):
-            return
-        cut = data.rfind(b"\n") + 1
-        with self.path.open("r+b") as f:
-            f.truncate(cut)
+        self._out = JsonlAppender(self.path, check=_check_record)
+        self.repaired = self._out.repaired
 
     def done_paths(self) -> set[str]:
-        """The ``path`` of every complete record already in the file."""
-        done = set()
-        with self.path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    done.add(json.loads(line)["path"])
-        return done
+        """The ``path`` of every record already in the file."""
+        return {obj["path"] for _, obj in iter_jsonl(self.path, policy="skip", check=_check_record)}
 
     def write(self, record: ManifestRecord | Mapping[str, Any]) -> None:
         rec = record if isinstance(record, ManifestRecord) else ManifestRecord.from_dict(record)
-        self._file.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def write_all(self, records: Iterable[ManifestRecord | Mapping[str, Any]]) -> None:
-        for r in records:
-            self.write(r)
+        self._out.write(rec.to_dict())
 
     def close(self) -> None:
-        self._file.close()
+        self._out.close()
 
     def __enter__(self) -> ManifestWriter:
         return self
