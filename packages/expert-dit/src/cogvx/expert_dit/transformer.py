@@ -661,6 +661,11 @@ class ExpertDiT(nn.Module):
         if not isinstance(latents, Tensor) or latents.ndim != 5:
             shape = tuple(latents.shape) if isinstance(latents, Tensor) else type(latents).__name__
             raise ValueError(f"latents must be a [B, F, C, H, W] tensor, got {shape}")
+        if not latents.is_floating_point():
+            raise TypeError(
+                f"latents has dtype {latents.dtype}; expected a floating-point tensor "
+                "(float32, bfloat16 or float16)"
+            )
         batch, frames, channels, height, width = latents.shape
         if min(batch, frames, height, width) == 0:
             raise ValueError(f"latents must be non-empty, got shape {tuple(latents.shape)}")
@@ -699,6 +704,10 @@ class ExpertDiT(nn.Module):
                 else type(text_embeds).__name__
             )
             raise ValueError(f"text_embeds must be a [B, L, D_text] tensor, got {shape}")
+        if not text_embeds.is_floating_point():
+            raise TypeError(
+                f"text_embeds has dtype {text_embeds.dtype}; expected a floating-point tensor"
+            )
         if text_embeds.shape[0] != batch:
             raise ValueError(
                 f"text_embeds batch {text_embeds.shape[0]} does not match the latents batch {batch}"
@@ -714,7 +723,14 @@ class ExpertDiT(nn.Module):
         """Scalar, ``[1]`` or ``[B]`` -> ``[B]`` tensor on the model device."""
         if isinstance(value, bool) or not isinstance(value, (Tensor, int, float)):
             raise TypeError(f"{name} must be a tensor or a number, got {type(value).__name__}")
+        if isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_complex()):
+            raise TypeError(f"{name} has dtype {value.dtype}; expected a real number tensor")
         value = torch.as_tensor(value, device=self.device)
+        if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+            raise ValueError(
+                f"{name}={value.tolist() if value.numel() <= 8 else '...'}: expected finite "
+                "values >= 0"
+            )
         if value.ndim == 0 or tuple(value.shape) == (1,):
             return value.reshape(1).expand(batch)
         if tuple(value.shape) != (batch,):

@@ -76,7 +76,7 @@ def check_float(
     valid += " or None" if optional else ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise config_error(owner, name, value, valid, TypeError)
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise config_error(owner, name, value, valid)
     if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
         raise config_error(owner, name, value, valid)

@@ -50,8 +50,10 @@ def _as_tuple(value: Any, name: str, kind: type) -> tuple:
 def _float_tuple(value: Any, name: str) -> tuple[float, ...]:
     items = _as_tuple(value, name, float)
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
             raise config_error(_OWNER, name, value, "expected a list of finite numbers", TypeError)
+        if (isinstance(item, float) and not math.isfinite(item)) or abs(item) > 1e30:
+            raise config_error(_OWNER, name, value, "expected a list of finite numbers")
     return tuple(float(v) for v in items)
 
 
