@@ -161,12 +161,17 @@ def write_run_outputs(
     planned: RunOutputs, frames: np.ndarray, fps: float, record: Mapping[str, Any]
 ) -> list[Path]:
     """Write the video, its GIF preview, the contact sheet and ``generation.json``; returns them."""
-    from cogvx.videoio import write_image, write_video
+    from PIL import Image
+
+    from cogvx.videoio import atomic_output, write_video
 
     written = [write_video(planned.video, frames, fps)]
     if planned.preview is not None:
         written.append(write_video(planned.preview, frames, fps))
-    written.append(write_image(planned.sheet, contact_sheet(frames)))
+    # PNG by name: Pillow's suffix lookup would import all ~40 of its format plugins first
+    with atomic_output(planned.sheet) as tmp:
+        Image.fromarray(contact_sheet(frames)).save(tmp, format="PNG")
+    written.append(planned.sheet)
     entries: dict[str, Any] = {}
     if planned.record.exists():
         try:
