@@ -42,8 +42,14 @@ def script_env() -> dict[str, str]:
     return env
 
 
-def script_command(*args: str) -> list[str]:
-    return [sys.executable, str(DOUBLES), *args]
+@pytest.fixture()
+def script_command():
+    """``script_command(*args)``: the argv of ``cogvx train ARGS`` with the doubles, for a subprocess."""
+
+    def command(*args: str) -> list[str]:
+        return [sys.executable, str(DOUBLES), *args]
+
+    return command
 
 
 # ---- H6 (transformer training): tiny model folders, clip sets, synthetic frame-pack batches ----
