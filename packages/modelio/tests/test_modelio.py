@@ -251,3 +251,15 @@ def test_fuzzed_weight_files_fail_cleanly(tmp_path_factory, data):
         read_state_dict(folder)
     except ValueError as err:
         assert str(folder) in str(err)
+
+
+def test_atomic_write_temp_name_keeps_suffix_and_parents(tmp_path):
+    target = tmp_path / "a" / "b" / "clip.mp4"
+    with pytest.raises(FileNotFoundError, match="does not exist"), atomic_write(target):
+        pass
+    with atomic_write(target, parents=True) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".clip.")
+        assert tmp.name.endswith(".partial.mp4")
+        tmp.write_bytes(b"x")
+    assert target.read_bytes() == b"x"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["clip.mp4"]

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .config import DiTConfig
+from .geometry import ModelGeometry
 
 __all__ = [
     "PositionCache",
@@ -59,8 +60,9 @@ def parse_rope_grid(grid: RopeGrid | str) -> RopeGrid:
 
 
 def token_grid(config: DiTConfig, frames: int, height: int, width: int) -> tuple[int, int, int]:
-    """Token grid ``(T, Hp, Wp)`` of a latent video ``[F, C, H, W]`` (F already divisible by pt)."""
-    return frames // config.patch_t, height // config.patch_size, width // config.patch_size
+    """Token grid ``(T, Hp, Wp)`` of a latent video ``[F, C, H, W]`` (F already divisible by pt),
+    from the one geometry source :class:`cogvx.expert_dit.geometry.ModelGeometry`."""
+    return ModelGeometry.from_config(config).token_grid(frames, height, width)
 
 
 # --------------------------------------------------------------------------------- 3D sin-cos

@@ -139,10 +139,6 @@ class _SamplerBase:
         """``t - T // N``: the reference's fixed stride (see the module docstring)."""
         return int(timestep) - self.config.num_train_timesteps // self.num_inference_steps
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | torch.Tensor | None = None):
-        """Identity: the CogVideoX samplers feed ``x_t`` to the model unscaled."""
-        return sample
-
     def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
         """See :meth:`NoiseSchedule.add_noise`."""
         return self.schedule.add_noise(original, noise, timesteps)
