@@ -37,7 +37,9 @@ def bf16_supported(device: torch.device) -> bool:
     return device.type in ("cpu", "xpu", "mps")
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device | str) -> torch.dtype:
+def resolve_dtype(
+    dtype: str | torch.dtype | None, device: torch.device | str, *, name: str = "dtype"
+) -> torch.dtype:
     """``None``/"auto": bf16 on accelerators that support it, fp32 on the CPU and elsewhere.
 
     Named dtypes: ``fp32``/``float32``, ``bf16``/``bfloat16``, ``fp16``/``float16`` (or a
@@ -57,14 +59,14 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device | str) -
         return torch.float32
     if isinstance(dtype, str):
         if dtype not in _NAMES:
-            raise ValueError(f"dtype={dtype!r} is not one of {sorted(_NAMES)} or 'auto'")
+            raise ValueError(f"{name}={dtype!r}: expected one of {sorted(_NAMES)} or 'auto'")
         dtype = _NAMES[dtype]
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{name}={dtype!r}: expected a torch.dtype, a dtype name or 'auto'")
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"dtype={dtype} is not supported; use fp32, bf16 or fp16")
+        raise ValueError(f"{name}={dtype}: not supported; use fp32, bf16 or fp16")
     if dtype == torch.bfloat16 and not bf16_supported(device):
-        raise ValueError(
-            f"dtype=bf16 is not supported on {device}; use fp32 (or fp16 at your risk)"
-        )
+        raise ValueError(f"{name}=bf16: not supported on {device}; use fp32 (or fp16 at your risk)")
     return dtype
 
 

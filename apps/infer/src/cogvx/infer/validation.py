@@ -30,6 +30,7 @@ __all__ = [
     "check_output_type",
     "check_prompts",
     "check_safetensors_file",
+    "describe",
     "device_memory_limit",
     "estimate_memory",
     "invalid",
@@ -43,8 +44,19 @@ class MemoryEstimateError(ValueError):
 
 
 def invalid(name: str, value: Any, valid: str, kind: type[Exception] = ValueError) -> Exception:
-    """``kind("<name>=<value!r>: <valid>")``: the one message shape of this module."""
-    return kind(f"{name}={value!r}: {valid}")
+    """``kind("<name>=<value!r>: <valid>")``: the one message shape of this module. A value given
+    as ``"<...>"`` is a description (``"<tensor (1, 2)>"``) and is shown as is."""
+    shown = (
+        value if isinstance(value, str) and value[:1] == "<" and value[-1:] == ">" else repr(value)
+    )
+    return kind(f"{name}={shown}: {valid}")
+
+
+def describe(value: Any) -> Any:
+    """``value`` itself for plain scalars and strings, else ``"<TypeName>"`` (for messages)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return f"<{type(value).__name__}>"
 
 
 # ---- scalars -----------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from cogvx.infer.validation import (
     check_memory,
     check_output_type,
     check_prompts,
+    describe,
     device_memory_limit,
     estimate_memory,
     invalid,
@@ -284,12 +285,10 @@ class VideoPipeline(LoraLoaderMixin):
         self.transformer = _as_component("transformer", transformer)
         self.vae = VAEComponent(_as_component("vae", vae))
         if not isinstance(scheduler, SchedulerConfig):
-            raise invalid(
-                "scheduler", type(scheduler).__name__, "expected a SchedulerConfig", TypeError
-            )
+            raise invalid("scheduler", describe(scheduler), "expected a SchedulerConfig", TypeError)
         self.scheduler = scheduler
         self.device = _check_device(device)
-        self.dtype = resolve_dtype(torch_dtype, self.device)
+        self.dtype = resolve_dtype(torch_dtype, self.device, name="torch_dtype")
         if transformer_config is None:
             transformer_config = self.transformer.acquire().config
         if vae_info is None:
@@ -352,7 +351,7 @@ class VideoPipeline(LoraLoaderMixin):
             check_choice("residency", str(residency), [r.value for r in Residency])
         )
         device_ = _check_device(device)
-        dtype_ = resolve_dtype(torch_dtype, device_)
+        dtype_ = resolve_dtype(torch_dtype, device_, name="torch_dtype")
         folder = ModelFolder.open(
             pretrained_model_name_or_path, cache_dir=cache_dir, revision=revision
         )
@@ -659,7 +658,7 @@ class VideoPipeline(LoraLoaderMixin):
         if latents is None:
             return
         if not isinstance(latents, torch.Tensor):
-            raise invalid("latents", type(latents).__name__, f"expected a tensor {what}", TypeError)
+            raise invalid("latents", describe(latents), f"expected a tensor {what}", TypeError)
         if tuple(latents.shape) != expected:
             raise invalid(
                 "latents",
@@ -676,9 +675,7 @@ class VideoPipeline(LoraLoaderMixin):
             return
         width = self.transformer_config.text_embed_dim
         if not isinstance(embeds, torch.Tensor):
-            raise invalid(
-                name, type(embeds).__name__, f"expected a tensor [B, L, {width}]", TypeError
-            )
+            raise invalid(name, describe(embeds), f"expected a tensor [B, L, {width}]", TypeError)
         shape = tuple(embeds.shape)
         if embeds.ndim != 3 or shape[-1] != width or shape[0] < 1:
             raise invalid(name, f"<tensor {shape}>", f"expected a tensor [B, L, {width}]")
@@ -708,7 +705,7 @@ class VideoPipeline(LoraLoaderMixin):
             return
         raise invalid(
             "generator",
-            type(generator).__name__,
+            describe(generator),
             "expected a torch.Generator, a list of them or None",
             TypeError,
         )

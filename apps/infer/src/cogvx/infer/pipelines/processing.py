@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from cogvx.infer.validation import check_output_type, invalid
+from cogvx.infer.validation import check_output_type, describe, invalid
 
 __all__ = ["image_to_unit", "postprocess", "preprocess_images", "preprocess_video", "write_videos"]
 
@@ -99,7 +99,7 @@ def image_to_unit(image: Any, height: int, width: int, *, name: str = "image") -
     else:
         raise invalid(
             name,
-            type(image).__name__,
+            describe(image),
             "expected a PIL image, a [H, W, 3] array or a [3, H, W] tensor",
             TypeError,
         )
@@ -133,7 +133,7 @@ def preprocess_video(video: Any, height: int, width: int) -> torch.Tensor:
     else:
         raise invalid(
             "video",
-            type(video).__name__ if not isinstance(video, list) else video,
+            describe(video) if not isinstance(video, list) else video,
             "expected a non-empty list of frames, a [F, H, W, 3] array or a [F, 3, H, W] tensor",
             TypeError if not isinstance(video, list) else ValueError,
         )

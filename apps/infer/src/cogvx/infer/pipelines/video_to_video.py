@@ -19,7 +19,7 @@ from cogvx.infer.pipelines.base import (
     VideoPipelineOutput,
 )
 from cogvx.infer.pipelines.processing import preprocess_video
-from cogvx.infer.validation import check_float, invalid
+from cogvx.infer.validation import check_float, describe, invalid
 
 __all__ = ["VideoToVideoPipeline"]
 
@@ -50,7 +50,7 @@ class VideoToVideoPipeline(VideoPipeline):
         )
         latents = options.get("latents")
         if (video is None) == (latents is None):
-            raise invalid("video", type(video).__name__, "pass exactly one of video or latents")
+            raise invalid("video", describe(video), "pass exactly one of video or latents")
         inputs = {"video": video, "strength": 0.8 if strength is None else strength}
         if isinstance(latents, torch.Tensor) and latents.ndim == 5:
             inputs["latent_frames"] = latents.shape[1]
@@ -68,7 +68,7 @@ class VideoToVideoPipeline(VideoPipeline):
         if not isinstance(video, (list, torch.Tensor)) and not hasattr(video, "ndim"):
             raise invalid(
                 "video",
-                type(video).__name__,
+                describe(video),
                 "expected a list of frames, an array or a tensor",
                 TypeError,
             )
