@@ -3,6 +3,7 @@ import json
 import pytest
 
 from cogvx.captioner.cli import main
+from cogvx.cli import UsageError
 from cogvx.videoio import read_manifest
 
 
@@ -75,11 +76,11 @@ def test_dispatcher_filter_only_and_errors(clip_folder, tmp_path, capsys):
                 str(tmp_path / "nope"),
             ]
         )
-        == 1
+        == 2
     )
     err = capsys.readouterr().err
     assert err.startswith("cogvx caption: error: --captioner") and "no config.json" in err
-    assert _cogvx(["caption", "run", str(clip_folder), "--output", str(out)]) == 1
+    assert _cogvx(["caption", "run", str(clip_folder), "--output", str(out)]) == 2
     assert "--filter-only" in capsys.readouterr().err
 
 
@@ -106,7 +107,7 @@ def test_filter_config_file_and_overrides(clip_folder, tmp_path):
     )
     assert len(read_manifest(out)) == 6  # nothing filtered, only the two broken files rejected
     cfg.write_text(json.dumps({"min_motoin": 1}))
-    with pytest.raises(ValueError, match="unknown filter config key"):
+    with pytest.raises(UsageError, match="unknown filter config key"):
         main(
             [
                 "run",
@@ -272,7 +273,7 @@ def test_aesthetic_filter_cli(clip_folder, clip_dir, tmp_path):
     report = json.loads((tmp_path / "m.report.json").read_text())
     assert report["accepted"] == 0 and report["removed_by_filter"] == {"aesthetic": 6}
     assert any(s.startswith("aesthetic[laion-aesthetic-linear") for s in report["scorers"])
-    with pytest.raises(ValueError, match="go together"):
+    with pytest.raises(UsageError, match="goes together"):
         main(
             [
                 "run",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -301,6 +301,3 @@ class HeadClassifier:
     def __call__(self, frames: np.ndarray) -> dict[str, float]:
         probs = torch.sigmoid(self.head(torch.from_numpy(self.features(frames))[None]))[0]
         return {label: float(p) for label, p in zip(self.labels, probs)}
-
-    def predict_many(self, clips: Sequence[np.ndarray]) -> list[Mapping[str, float]]:
-        return [self(c) for c in clips]

@@ -7,25 +7,30 @@
     cogvx caption upsample "a cat in the rain" --endpoint http://localhost:8000/v1 --endpoint-model glm-4-plus
     cogvx caption train-filter labels.jsonl --output models/negative-head
 
-A missing model folder is refused before any clip is touched (one-line error, exit 1); problems
-with single clips (unreadable files, empty model output) are recorded per clip in the rejects
-file and the report, and the run goes on.
+Every argument is checked before any clip or model is touched: a missing folder or model, a
+number that is not finite or out of range (``--every-seconds nan``, ``--batch 0``), a bad
+output path is refused on one line naming the option (exit 2). Problems with single clips
+(unreadable files, empty model output) are recorded per clip in the rejects file and the report,
+and the run goes on; data-file lines that do not parse are reported as ``file:line`` (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from cogvx.cli import ArgumentParser, UsageError, float_arg, int_arg
+from cogvx.modelio import DTYPE_NAMES, parse_dtype
+
 __all__ = ["main"]
 
-# name -> flow backend / dtype, at the command-line edge
+# name -> flow backend, at the command-line edge
 _FLOWS = ("dis", "farneback", "none")
-_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
 
 def _flow(name: str):
@@ -35,15 +40,30 @@ def _flow(name: str):
 
 
 def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import os
-
     import torch
 
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    return "cpu"
+    if name == "auto":
+        if torch.cuda.is_available():
+            return f"cuda:{_env_int('LOCAL_RANK', 0, minimum=0)}"
+        return "cpu"
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError("--device", name, "expected auto, cpu, cuda or cuda:N") from None
+    return name
+
+
+def _env_int(name: str, default: int, *, minimum: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise UsageError(name, text, f"environment variable: expected an integer >= {minimum}")
+    return value
 
 
 def _require_dir(value: str | None, flag: str) -> Path | None:
@@ -51,12 +71,36 @@ def _require_dir(value: str | None, flag: str) -> Path | None:
         return None
     p = Path(value)
     if not (p / "config.json").is_file():
-        raise FileNotFoundError(f"{flag} {value!r}: not a model folder (no config.json there)")
+        raise UsageError(flag, value, "not a model folder (no config.json there)")
     return p
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _require_file(value: str | None, flag: str, what: str) -> Path | None:
+    if value is None:
+        return None
+    if not Path(value).is_file():
+        raise UsageError(flag, value, f"no such file ({what})")
+    return Path(value)
+
+
+def _jsonl_output(value: str, flag: str) -> Path:
+    out = Path(value)
+    if out.suffix != ".jsonl":
+        raise UsageError(flag, value, "expected a .jsonl file")
+    if out.is_dir():
+        raise UsageError(flag, value, "is a folder; expected a .jsonl file")
+    parent = out.parent if str(out.parent) else Path(".")
+    existing = next((q for q in (parent, *parent.parents) if q.exists()), None)
+    if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK)):
+        raise UsageError(flag, value, f"cannot create files under {str(existing)!r}")
+    return out
+
+
+_ANY = float_arg  # finite, any sign (negative thresholds switch a filter off)
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="cogvx caption",
         description="CogVideoX data pipeline: filtering, dense captioning, prompt upsampling.",
     )
@@ -87,16 +131,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--filter-config", help="JSON file with FilterConfig fields")
     run.add_argument(
-        "--min-motion", type=float, help="override FilterConfig.min_motion (negative: off)"
+        "--min-motion",
+        type=_ANY("--min-motion"),
+        help="override FilterConfig.min_motion (negative: off)",
     )
     run.add_argument(
-        "--max-text", type=float, help="override FilterConfig.max_text (negative: off)"
+        "--max-text", type=_ANY("--max-text"), help="override FilterConfig.max_text (negative: off)"
     )
     run.add_argument(
-        "--min-aesthetic", type=float, help="override FilterConfig.min_aesthetic (negative: off)"
+        "--min-aesthetic",
+        type=_ANY("--min-aesthetic"),
+        help="override FilterConfig.min_aesthetic (negative: off)",
     )
     run.add_argument(
-        "--max-negative", type=float, help="override FilterConfig.max_negative (negative: off)"
+        "--max-negative",
+        type=_ANY("--max-negative"),
+        help="override FilterConfig.max_negative (negative: off)",
     )
     run.add_argument(
         "--flow", choices=_FLOWS, default="dis", help="optical-flow backend for the motion score"
@@ -113,18 +163,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--every-seconds",
-        type=float,
+        type=float_arg("--every-seconds", minimum=0, exclusive_minimum=True),
         default=2.0,
         help="caption one frame every N seconds (paper: 2)",
     )
-    run.add_argument("--max-frames", type=int, default=16, help="most caption frames per clip")
-    run.add_argument("--max-words", type=int, default=100, help="caption word limit (paper: 100)")
-    run.add_argument("--batch", type=int, default=8, help="clips captioned per batch")
     run.add_argument(
-        "--image-batch", type=int, default=16, help="frames per image-captioner forward"
+        "--max-frames",
+        type=int_arg("--max-frames", minimum=1),
+        default=16,
+        help="most caption frames per clip",
     )
     run.add_argument(
-        "--workers", type=int, default=2, help="threads reading and scoring clips ahead"
+        "--max-words",
+        type=int_arg("--max-words", minimum=1),
+        default=100,
+        help="caption word limit (paper: 100)",
+    )
+    run.add_argument(
+        "--batch", type=int_arg("--batch", minimum=1), default=8, help="clips captioned per batch"
+    )
+    run.add_argument(
+        "--image-batch",
+        type=int_arg("--image-batch", minimum=1),
+        default=16,
+        help="frames per image-captioner forward",
+    )
+    run.add_argument(
+        "--workers",
+        type=int_arg("--workers", minimum=1),
+        default=2,
+        help="threads reading and scoring clips ahead",
     )
     run.add_argument(
         "--split-shots",
@@ -132,19 +200,33 @@ def _parser() -> argparse.ArgumentParser:
         help="first split videos into single-shot clips written to DIR",
     )
     run.add_argument(
-        "--shot-threshold", type=float, default=0.35, help="histogram distance that marks a cut"
+        "--shot-threshold",
+        type=float_arg("--shot-threshold", minimum=0, maximum=1),
+        default=0.35,
+        help="histogram distance that marks a cut",
     )
     run.add_argument(
-        "--shot-min-seconds", type=float, default=1.0, help="drop shots shorter than this"
+        "--shot-min-seconds",
+        type=float_arg("--shot-min-seconds", minimum=0),
+        default=1.0,
+        help="drop shots shorter than this",
     )
     run.add_argument(
         "--shot-max-seconds",
-        type=float,
+        type=float_arg("--shot-max-seconds", minimum=0),
         default=20.0,
         help="split longer shots into pieces of this length (0: never)",
     )
-    run.add_argument("--rank", type=int, help="this process's shard (default: $RANK or 0)")
-    run.add_argument("--world-size", type=int, help="number of shards (default: $WORLD_SIZE or 1)")
+    run.add_argument(
+        "--rank",
+        type=int_arg("--rank", minimum=0),
+        help="this process's shard (default: $RANK or 0)",
+    )
+    run.add_argument(
+        "--world-size",
+        type=int_arg("--world-size", minimum=1),
+        help="number of shards (default: $WORLD_SIZE or 1)",
+    )
     run.add_argument(
         "--retry-errors", action="store_true", help="redo clips that errored in an earlier run"
     )
@@ -155,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--dtype",
-        choices=sorted(_DTYPES),
+        choices=DTYPE_NAMES,
         default="fp32",
         help="weights dtype of the captioner and summariser (bf16 on recent GPUs)",
     )
@@ -163,6 +245,11 @@ def _parser() -> argparse.ArgumentParser:
 
     merge = sub.add_parser("merge", help="join the per-rank parts of a sharded run")
     merge.add_argument("output", help="the manifest .jsonl given to 'run --output'")
+    merge.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="move lines that do not parse to <manifest>.quarantine instead of stopping",
+    )
 
     up = sub.add_parser("upsample", help="rewrite a short prompt into a detailed video description")
     up.add_argument("prompt")
@@ -173,10 +260,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key"
     )
-    up.add_argument("--retries", type=int, default=3)
-    up.add_argument("--max-words", type=int, default=120)
-    up.add_argument("--min-words", type=int, default=20)
-    up.add_argument("--max-new-tokens", type=int, default=250)
+    up.add_argument("--retries", type=int_arg("--retries", minimum=1), default=3)
+    up.add_argument("--max-words", type=int_arg("--max-words", minimum=1), default=120)
+    up.add_argument("--min-words", type=int_arg("--min-words", minimum=1), default=20)
+    up.add_argument("--max-new-tokens", type=int_arg("--max-new-tokens", minimum=1), default=250)
     up.add_argument("--image", help="first frame for an image-to-video prompt (needs --endpoint)")
     up.add_argument("--json", action="store_true", help="print the full result as JSON")
     up.add_argument("--device", default="auto")
@@ -190,11 +277,16 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--features", default="handcrafted", help="'handcrafted' or a vision model folder"
     )
-    tr.add_argument("--hidden", type=int, default=0, help="hidden width (0: logistic regression)")
-    tr.add_argument("--epochs", type=int, default=300)
+    tr.add_argument(
+        "--hidden",
+        type=int_arg("--hidden", minimum=0),
+        default=0,
+        help="hidden width (0: logistic regression)",
+    )
+    tr.add_argument("--epochs", type=int_arg("--epochs", minimum=1), default=300)
     tr.add_argument(
         "--frames",
-        type=int,
+        type=int_arg("--frames", minimum=1),
         default=8,
         help="frames per clip for features (keep equal to FilterConfig.content_frames, default 8)",
     )
@@ -205,7 +297,13 @@ def _parser() -> argparse.ArgumentParser:
 def _filter_config(args: argparse.Namespace):
     from cogvx.captioner.filters import FilterConfig
 
-    base = FilterConfig.from_json(args.filter_config).to_dict() if args.filter_config else {}
+    base = {}
+    if args.filter_config:
+        _require_file(args.filter_config, "--filter-config", "a JSON object of FilterConfig fields")
+        try:
+            base = FilterConfig.from_json(args.filter_config).to_dict()
+        except (TypeError, ValueError) as e:
+            raise UsageError("--filter-config", args.filter_config, str(e)) from None
     for flag, key in (
         ("min_motion", "min_motion"),
         ("max_text", "max_text"),
@@ -215,7 +313,10 @@ def _filter_config(args: argparse.Namespace):
         value = getattr(args, flag)
         if value is not None:
             base[key] = None if value < 0 else value
-    return FilterConfig.from_dict(base)
+    try:
+        return FilterConfig.from_dict(base)
+    except (TypeError, ValueError) as e:
+        raise UsageError("filter", None, str(e)) from None
 
 
 def _extractor(spec: str, device: str):
@@ -228,8 +329,6 @@ def _extractor(spec: str, device: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
     from cogvx.captioner.aesthetic import ClipAestheticScorer
     from cogvx.captioner.chat import EndpointChatModel, LocalChatModel
     from cogvx.captioner.classifiers import ClassifierHead, HeadClassifier
@@ -238,24 +337,39 @@ def _run(args: argparse.Namespace) -> int:
     from cogvx.captioner.pipeline import CaptionConfig, CaptionPipeline
 
     if not Path(args.folder).is_dir():
-        raise FileNotFoundError(f"folder {args.folder!r} does not exist")
+        raise UsageError("folder", args.folder, "no such folder")
+    _jsonl_output(args.output, "--output")
     if not args.filter_only and args.captioner is None:
-        raise ValueError(
-            "--captioner DIR is required (or pass --filter-only to score and filter without captions)"
+        raise UsageError(
+            "--captioner", None, "required (or pass --filter-only to score without captions)"
         )
     if args.summarizer and args.summarizer_endpoint:
-        raise ValueError("give at most one of --summarizer and --summarizer-endpoint")
+        raise UsageError(
+            "--summarizer", args.summarizer, "give it or --summarizer-endpoint, not both"
+        )
     if (args.aesthetic_clip is None) != (args.aesthetic_head is None):
-        raise ValueError("--aesthetic-clip and --aesthetic-head go together")
+        raise UsageError(
+            "--aesthetic-clip", args.aesthetic_clip, "goes together with --aesthetic-head"
+        )
+    world_size = (
+        args.world_size if args.world_size is not None else _env_int("WORLD_SIZE", 1, minimum=1)
+    )
+    rank = args.rank if args.rank is not None else _env_int("RANK", 0, minimum=0)
+    if rank >= world_size:
+        raise UsageError("--rank", rank, f"expected 0 <= rank < world size {world_size}")
     device = _device(args.device)
+    dtype = parse_dtype(args.dtype, parameter="--dtype")
     # check every model path before loading anything, so a typo costs no loading time
     _require_dir(args.captioner, "--captioner")
     _require_dir(args.summarizer, "--summarizer")
     _require_dir(args.aesthetic_clip, "--aesthetic-clip")
-    if args.aesthetic_head and not Path(args.aesthetic_head).is_file():
-        raise FileNotFoundError(f"--aesthetic-head {args.aesthetic_head!r} does not exist")
+    if args.classifier_features != "handcrafted":
+        _require_dir(args.classifier_features, "--classifier-features")
+    _require_file(args.aesthetic_head, "--aesthetic-head", "LAION aesthetic head .pth")
     if args.classifier_head and not (Path(args.classifier_head) / "head.json").is_file():
-        raise FileNotFoundError(f"--classifier-head {args.classifier_head!r}: no head.json there")
+        raise UsageError("--classifier-head", args.classifier_head, "no head.json there")
+    if args.split_shots is not None and Path(args.split_shots).is_file():
+        raise UsageError("--split-shots", args.split_shots, "is a file; expected a folder")
 
     config = _filter_config(args)
     aesthetic = (
@@ -275,7 +389,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     captioner = None
     if not args.filter_only:
-        dtype = None if _DTYPES[args.dtype] is None else getattr(torch, _DTYPES[args.dtype])
         image_captioner = TransformersImageCaptioner(
             args.captioner,
             device=device,
@@ -307,8 +420,8 @@ def _run(args: argparse.Namespace) -> int:
     report = pipeline.run(
         args.folder,
         args.output,
-        rank=args.rank,
-        world_size=args.world_size,
+        rank=rank,
+        world_size=world_size,
         retry_errors=args.retry_errors,
         split_dir=args.split_shots,
         split_kwargs={
@@ -323,6 +436,12 @@ def _run(args: argparse.Namespace) -> int:
         f"{report['manifest']}: {report['accepted']} kept, {report['filtered']} filtered, {report['errors']} errors "
         f"(this run: {run['accepted']} kept, {run['filtered']} filtered, {run['errors']} errors, {run['skipped']} already done)"
     )
+    if report["bad_lines"]:
+        print(
+            f"{report['bad_lines']} bad lines skipped or quarantined, e.g. "
+            + "; ".join(report["bad_line_examples"][:3]),
+            file=sys.stderr,
+        )
     if report["removed_by_filter"]:
         print(
             "removed by filter: "
@@ -334,7 +453,15 @@ def _run(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from cogvx.captioner.pipeline import merge_parts
 
-    report = merge_parts(args.output)
+    out = Path(args.output)
+    if out.suffix != ".jsonl" or out.is_dir():
+        raise UsageError(
+            "output", args.output, "expected the .jsonl manifest given to 'run --output'"
+        )
+    try:
+        report = merge_parts(out, skip_bad_lines=args.skip_bad_lines)
+    except FileNotFoundError as e:
+        raise UsageError("output", args.output, str(e).split(": ", 1)[-1]) from None
     print(
         f"{report['manifest']}: {report['accepted']} kept, {report['filtered']} filtered, {report['errors']} errors"
     )
@@ -344,6 +471,13 @@ def _merge(args: argparse.Namespace) -> int:
 def _upsample(args: argparse.Namespace) -> int:
     from cogvx.captioner.upsample import PromptUpsampler, UpsampleConfig
 
+    if not args.prompt.strip():
+        raise UsageError("prompt", args.prompt, "expected a non-empty prompt")
+    if args.min_words > args.max_words:
+        raise UsageError("--min-words", args.min_words, f"expected <= --max-words {args.max_words}")
+    _require_file(args.image, "--image", "the first frame")
+    if args.image and not args.endpoint:
+        raise UsageError("--image", args.image, "needs --endpoint (a vision chat endpoint)")
     config = UpsampleConfig(
         retries=args.retries,
         max_words=args.max_words,
@@ -357,8 +491,6 @@ def _upsample(args: argparse.Namespace) -> int:
         upsampler = PromptUpsampler.from_endpoint(
             args.endpoint, model=args.endpoint_model, config=config, api_key_env=args.api_key_env
         )
-    if args.image and not Path(args.image).is_file():
-        raise FileNotFoundError(f"--image {args.image!r} does not exist")
     [result] = upsampler([args.prompt], [args.image] if args.image else None)
     if args.json:
         print(json.dumps(result.__dict__, ensure_ascii=False))
@@ -372,37 +504,49 @@ def _upsample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_row(row: dict) -> None:
+    if not isinstance(row.get("path"), str) or not row["path"]:
+        raise ValueError('row has no "path" (a clip path relative to the file)')
+    labels = row.get("labels")
+    if not isinstance(labels, dict) or not labels:
+        raise ValueError('row has no "labels" object (label -> 0 or 1)')
+    for name, value in labels.items():
+        if isinstance(value, bool) or value not in (0, 1):
+            raise ValueError(f"labels.{name}={value!r}: expected 0 or 1")
+
+
 def _train_filter(args: argparse.Namespace) -> int:
     from cogvx.captioner.classifiers import clip_features, train_head
-    from cogvx.videoio import probe_video, read_video, sample_frame_indices
+    from cogvx.videoio import iter_jsonl, probe_video, read_video, sample_frame_indices
 
-    labels_file = Path(args.labels)
-    if not labels_file.is_file():
-        raise FileNotFoundError(f"labels file {args.labels!r} does not exist")
-    rows = [json.loads(line) for line in labels_file.read_text().splitlines() if line.strip()]
+    labels_file = _require_file(args.labels, "labels", "a JSONL file of labelled clips")
+    assert labels_file is not None
+    if Path(args.output).is_file():
+        raise UsageError("--output", args.output, "is a file; expected a folder")
+    _device(args.device)
+    rows = list(iter_jsonl(labels_file, policy="raise", check=_label_row))
     if not rows:
         raise ValueError(f"labels file {args.labels!r} has no rows")
-    names = sorted({k for r in rows for k in r.get("labels", {})})
-    if not names:
-        raise ValueError(f"labels file {args.labels!r}: no row has a 'labels' object")
+    for lineno, row in rows:
+        if not (labels_file.parent / row["path"]).is_file():
+            raise FileNotFoundError(f"{labels_file}:{lineno}: clip {row['path']!r} does not exist")
+    names = sorted({k for _, r in rows for k in r["labels"]})
     extractor = _extractor(args.features, args.device)
     feats, targets = [], []
-    for i, row in enumerate(rows, start=1):
+    for lineno, row in rows:
         path = labels_file.parent / row["path"]
-        info = probe_video(path)
-        frames = read_video(
-            path,
-            frame_indices=sample_frame_indices(
-                info.num_frames, info.fps, num=min(args.frames, info.num_frames)
-            ),
-        ).frames
-        feats.append(clip_features(extractor(frames)))
         try:
-            targets.append(
-                [float(row["labels"][n]) if n in row["labels"] else np.nan for n in names]
-            )
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{args.labels}: line {i}: labels must be 0 or 1: {e}") from e
+            info = probe_video(path)
+            frames = read_video(
+                path,
+                frame_indices=sample_frame_indices(
+                    info.num_frames, info.fps, num=min(args.frames, info.num_frames)
+                ),
+            ).frames
+        except ValueError as e:
+            raise ValueError(f"{labels_file}:{lineno}: {e}") from e
+        feats.append(clip_features(extractor(frames)))
+        targets.append([float(row["labels"][n]) if n in row["labels"] else np.nan for n in names])
     head = train_head(
         np.stack(feats),
         np.array(targets, np.float32),

@@ -29,6 +29,7 @@ from cogvx.captioner.classifiers import VideoClassifier
 from cogvx.captioner.scores import motion_scores, text_dominance
 from cogvx.captioner.shots import detect_cuts
 from cogvx.evals.flow import FlowBackend
+from cogvx.modelio.fields import check_float, check_int
 
 __all__ = ["ClipFilter", "FilterConfig", "FilterResult"]
 
@@ -63,7 +64,15 @@ class FilterConfig:
     cut_threshold: float = 0.35
 
     def __post_init__(self) -> None:
+        owner = "FilterConfig"
+        if not isinstance(self.negative_thresholds, Mapping):
+            raise TypeError(
+                f"{owner}.negative_thresholds={self.negative_thresholds!r}: expected an object "
+                "label -> threshold"
+            )
         object.__setattr__(self, "negative_thresholds", dict(self.negative_thresholds))
+        for label, value in self.negative_thresholds.items():
+            check_float(owner, f"negative_thresholds.{label}", value, minimum=0)
         for name in (
             "min_motion",
             "max_motion",
@@ -72,23 +81,25 @@ class FilterConfig:
             "max_negative",
             "min_seconds",
         ):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int | float) or isinstance(value, bool) or value < 0
-            ):
-                raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
-        if self.max_cuts is not None and (not isinstance(self.max_cuts, int) or self.max_cuts < 0):
-            raise ValueError(f"max_cuts must be an integer >= 0 or None, got {self.max_cuts!r}")
-        if self.content_frames < 1:
-            raise ValueError(f"content_frames must be >= 1, got {self.content_frames}")
-        if self.motion_pairs < 1:
-            raise ValueError(f"motion_pairs must be >= 1, got {self.motion_pairs}")
-        if self.analysis_size < 8:
-            raise ValueError(f"analysis_size must be >= 8, got {self.analysis_size}")
+            check_float(owner, name, getattr(self, name), minimum=0, optional=True)
+        check_int(owner, "max_cuts", self.max_cuts, minimum=0, optional=True)
+        check_int(owner, "content_frames", self.content_frames, minimum=1)
+        check_int(owner, "motion_pairs", self.motion_pairs, minimum=1)
+        check_int(owner, "analysis_size", self.analysis_size, minimum=8)
+        check_float(
+            owner,
+            "motion_step_seconds",
+            self.motion_step_seconds,
+            minimum=0,
+            exclusive_minimum=True,
+        )
+        check_float(owner, "cut_threshold", self.cut_threshold, minimum=0, maximum=1)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FilterConfig:
         known = {f.name for f in fields(cls)}
+        if not isinstance(data, Mapping):
+            raise TypeError(f"filter config: expected a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown filter config key(s) {unknown}; valid keys: {sorted(known)}")
@@ -99,7 +110,14 @@ class FilterConfig:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"filter config {str(p)!r} does not exist")
-        return cls.from_dict(json.loads(p.read_text()))
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"filter config {str(p)!r} is not valid JSON: {e}") from e
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"filter config {str(p)!r}: {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -13,7 +13,10 @@ Outputs, for ``--output data/manifest.jsonl``:
 
 Every line is appended and flushed (fsynced) as soon as its clip is done, so a crash loses at
 most the clips in flight. A re-run reads both files and skips every clip already in either
-(``retry_errors=True`` retries clips that errored). With ``world_size > 1`` the sorted input list
+(``retry_errors=True`` retries clips that errored). A line torn by a crash or malformed by hand
+is moved to ``<file>.quarantine`` when this rank reopens its files (its clip is then redone);
+bad lines in other ranks' parts are skipped, counted in the report as ``bad_lines`` and logged as
+``file:line: reason``. With ``world_size > 1`` the sorted input list
 is dealt round-robin (clip ``i`` goes to rank ``i % world_size``, the same split on every run) and
 each rank writes ``manifest.part-RRRRR-of-WWWWW.jsonl`` (and a rejects part); :func:`merge_parts`
 joins them. Ranks come from arguments or the ``RANK`` / ``WORLD_SIZE`` variables that
@@ -23,6 +26,7 @@ joins them. Ranks come from arguments or the ``RANK`` / ``WORLD_SIZE`` variables
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -39,20 +43,27 @@ from cogvx.captioner.dense import ClipCaptioner
 from cogvx.captioner.filters import ClipFilter, summarize_failures
 from cogvx.captioner.scores import motion_pairs
 from cogvx.captioner.shots import split_shots
+from cogvx.modelio.fields import check_float, check_int
 from cogvx.videoio import (
+    JsonlAppender,
+    JsonlError,
+    JsonlProblem,
+    ManifestError,
     ManifestRecord,
     ManifestWriter,
     VideoReadError,
     atomic_output,
+    collect_media,
+    is_image_path,
+    iter_jsonl,
     probe_video,
+    quarantine_path,
     read_image,
     read_video,
     sample_frame_indices,
 )
 
 __all__ = [
-    "IMAGE_SUFFIXES",
-    "VIDEO_SUFFIXES",
     "CaptionConfig",
     "CaptionPipeline",
     "RunPaths",
@@ -62,8 +73,9 @@ __all__ = [
     "shard",
 ]
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+logger = logging.getLogger(__name__)
+
+REJECT_KINDS = ("filtered", "error")
 
 
 @dataclass(frozen=True)
@@ -82,11 +94,11 @@ class CaptionConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.every_seconds <= 0:
-            raise ValueError(f"every_seconds must be > 0, got {self.every_seconds}")
+        check_float(
+            "CaptionConfig", "every_seconds", self.every_seconds, minimum=0, exclusive_minimum=True
+        )
         for name in ("max_caption_frames", "max_words", "clips_per_batch", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_int("CaptionConfig", name, getattr(self, name), minimum=1)
 
 
 @dataclass(frozen=True)
@@ -114,16 +126,12 @@ class RunPaths:
 
 
 def collect_inputs(folder: str | os.PathLike[str], *, images: bool = True) -> list[Path]:
-    """Video (and image) files under ``folder``, recursively, sorted by path."""
+    """Video (and image) files under ``folder``, recursively, sorted by path; dot-files,
+    dot-folders and ``*.partial.*`` outputs of interrupted writes are left out."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"input folder {str(root)!r} does not exist")
-    suffixes = VIDEO_SUFFIXES + (IMAGE_SUFFIXES if images else ())
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-    )
+    return collect_media(root, images=images, recursive=True, parameter="folder")
 
 
 def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
@@ -133,40 +141,28 @@ def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
     return list(items[rank::world_size])
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Complete lines of a JSONL file; a cut last line (a crash mid-write) is ignored."""
+def _check_reject(row: dict[str, Any]) -> None:
+    """A rejects row names its clip (``path``) and its ``kind``."""
+    if not isinstance(row.get("path"), str) or not row["path"]:
+        raise ValueError('rejects row has no "path" (a non-empty string)')
+    if row.get("kind") not in REJECT_KINDS:
+        raise ValueError(f"rejects row kind={row.get('kind')!r}: expected one of {REJECT_KINDS}")
+
+
+def _check_accepted(row: dict[str, Any]) -> None:
+    ManifestRecord.from_dict(row)
+
+
+def _rows(
+    path: Path, kind: str, problems: list[JsonlProblem] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Valid rows of a manifest (``kind=""``) or rejects file; bad lines are skipped and, when
+    ``problems`` is given, listed there. A missing file has no rows."""
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # partial final line from an interrupted write
-            if line.strip():
-                yield json.loads(line)
-
-
-class _JsonlAppender:
-    """Append one flushed and fsynced JSON line at a time (rejects file)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and path.stat().st_size:
-            with path.open("rb") as f:
-                f.seek(-1, os.SEEK_END)
-                cut = f.read(1) != b"\n"
-            if cut:  # drop the partial last line of an interrupted write
-                data = path.read_bytes()
-                with path.open("r+b") as f:
-                    f.truncate(data.rfind(b"\n") + 1)
-        self._file = path.open("a", encoding="utf-8")
-
-    def write(self, obj: dict[str, Any]) -> None:
-        self._file.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
+    check = _check_accepted if kind == "" else _check_reject
+    for _, row in iter_jsonl(path, policy="skip", check=check, problems=problems):
+        yield row
 
 
 def _all_parts(output: Path, kind: str) -> list[Path]:
@@ -178,11 +174,14 @@ def _all_parts(output: Path, kind: str) -> list[Path]:
 
 
 def _done(output: Path, *, retry_errors: bool) -> set[str]:
-    done = {rec["path"] for p in _all_parts(output, "") for rec in _read_jsonl(p)}
+    problems: list[JsonlProblem] = []
+    done = {rec["path"] for p in _all_parts(output, "") for rec in _rows(p, "", problems)}
     for p in _all_parts(output, ".rejects"):
-        for rec in _read_jsonl(p):
-            if rec.get("kind") == "filtered" or not retry_errors:
+        for rec in _rows(p, ".rejects", problems):
+            if rec["kind"] == "filtered" or not retry_errors:
                 done.add(rec["path"])
+    for problem in problems:
+        logger.warning("%s (skipped; its clip is not counted as done)", problem)
     return done
 
 
@@ -250,7 +249,7 @@ class CaptionPipeline:
         return frames, {i: k for k, i in enumerate(wanted)}, cap_idx, con_idx, pair_idx
 
     def _prepare(self, source: Path, key: str) -> _Prepared:
-        is_image = source.suffix.lower() in IMAGE_SUFFIXES
+        is_image = is_image_path(source)
         item = _Prepared(key=key, source=source, type="image" if is_image else "video")
         try:
             if is_image:
@@ -345,7 +344,9 @@ class CaptionPipeline:
         mine = shard(files, rank, world_size)
         started = time.perf_counter()
         writer = ManifestWriter(paths.manifest)
-        rejects = _JsonlAppender(paths.rejects)
+        rejects = JsonlAppender(paths.rejects, check=_check_reject)
+        for problem in (*writer.repaired, *rejects.repaired):
+            logger.warning("%s (moved to %s)", problem, quarantine_path(problem.path))
         counts = {"accepted": 0, "filtered": 0, "errors": 0, "skipped": 0}
 
         def key_of(p: Path) -> str:
@@ -513,7 +514,7 @@ class CaptionPipeline:
         """Replace long videos by their single-shot clips (cached in ``<stem>.shots.json``)."""
         clips: list[Path] = []
         for src in tqdm(sources, desc="split shots", unit="video", disable=not progress):
-            if src.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_path(src):
                 clips.append(src)
                 continue
             index = split_dir / f"{src.stem}.shots.json"
@@ -542,11 +543,12 @@ def build_report(
     once, as accepted.
     """
     out = Path(output)
+    problems: list[JsonlProblem] = []
     status: dict[str, dict[str, Any]] = {}
     for p in _all_parts(out, ".rejects"):
-        for rec in _read_jsonl(p):
+        for rec in _rows(p, ".rejects", problems):
             status[rec["path"]] = rec
-    accepted = {rec["path"]: rec for p in _all_parts(out, "") for rec in _read_jsonl(p)}
+    accepted = {rec["path"]: rec for p in _all_parts(out, "") for rec in _rows(p, "", problems)}
     for key in accepted:
         status.pop(key, None)
     filtered = [r for r in status.values() if r.get("kind") == "filtered"]
@@ -573,39 +575,81 @@ def build_report(
             bool(r.get("caption_notes", {}).get("removed_opener")) for r in accepted.values()
         ),
         "parts": [str(p) for p in _all_parts(out, "")[1:]],
+        "bad_lines": len(problems),
+        "bad_line_examples": [str(pr) for pr in problems[:20]],
     }
 
 
-def merge_parts(output: str | os.PathLike[str]) -> dict[str, Any]:
+def merge_parts(output: str | os.PathLike[str], *, skip_bad_lines: bool = False) -> dict[str, Any]:
     """Join rank parts into the final manifest and rejects files (atomic), then delete the parts.
 
     Records already in the final file are kept; a path present twice keeps its first record.
-    Returns the merged report.
+    A bad line (not JSON, not a valid record, a rejects row without ``path``) stops the merge with
+    ``file:line: reason`` before anything is written; with ``skip_bad_lines`` it is moved to the
+    final file's ``.quarantine`` side file instead and counted in the report. ``output`` with no
+    final file and no parts raises ``FileNotFoundError`` and creates nothing. Returns the report.
     """
     out = Path(output)
-    for kind in ("", ".rejects"):
-        files = _all_parts(out, kind)
-        final, parts = files[0], files[1:]
-        if not parts:
-            continue
+    if out.suffix != ".jsonl":
+        raise ValueError(
+            f"output={str(out)!r}: expected the .jsonl manifest given to 'run --output'"
+        )
+    if out.is_dir():
+        raise IsADirectoryError(f"output={str(out)!r}: is a folder, expected a .jsonl manifest")
+    kinds = {kind: _all_parts(out, kind) for kind in ("", ".rejects")}
+    if not any(p.is_file() for files in kinds.values() for p in files):
+        raise FileNotFoundError(
+            f"output={str(out)!r}: no manifest and no rank parts "
+            f"({out.name.removesuffix('.jsonl')}.part-*-of-*.jsonl) to merge there"
+        )
+    # read and check everything first: a bad line stops the merge before any file changes
+    merged: dict[str, tuple[list[dict[str, Any]], list[JsonlProblem]]] = {}
+    for kind, files in kinds.items():
+        check = _check_accepted if kind == "" else _check_reject
         seen: set[str] = set()
-        lines: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        problems: list[JsonlProblem] = []
         for p in files:
-            for rec in _read_jsonl(p):
-                if kind == "" and rec["path"] in seen:
-                    continue
-                seen.add(rec["path"])
-                lines.append(rec)
-        if kind == "":  # validate every accepted record before replacing the manifest
-            for rec in lines:
-                ManifestRecord.from_dict(rec)
+            if not p.is_file():
+                continue
+            policy = "skip" if skip_bad_lines else "raise"
+            try:
+                for _, rec in iter_jsonl(p, policy=policy, check=check, problems=problems):
+                    if kind == "" and rec["path"] in seen:
+                        continue
+                    seen.add(rec["path"])
+                    rows.append(rec)
+            except JsonlError as e:
+                raise ManifestError(
+                    f"{e} (nothing merged; fix or delete that line, or merge with --skip-bad-lines)"
+                ) from None
+        merged[kind] = (rows, problems)
+    for kind, (rows, problems) in merged.items():
+        final, parts = kinds[kind][0], [p for p in kinds[kind][1:] if p.is_file()]
+        if not parts and not problems:
+            continue
+        if problems:
+            with quarantine_path(final).open("a", encoding="utf-8") as f:
+                for pr in problems:
+                    f.write(
+                        json.dumps(
+                            {
+                                "file": str(pr.path),
+                                "line": pr.line,
+                                "reason": pr.reason,
+                                "text": pr.text,
+                            }
+                        )
+                        + "\n"
+                    )
         with atomic_output(final) as tmp, tmp.open("w", encoding="utf-8") as f:
-            f.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in lines)
+            f.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in rows)
         for p in parts:
             p.unlink()
     for rep in out.parent.glob(f"{out.name.removesuffix('.jsonl')}.report.part-*-of-*.json"):
         rep.unlink()
     report = build_report(out)
+    report["merge_bad_lines"] = [str(pr) for _, problems in merged.values() for pr in problems]
     with atomic_output(RunPaths.for_output(out).report) as tmp:
         tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return report

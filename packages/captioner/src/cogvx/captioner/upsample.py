@@ -31,6 +31,7 @@ import numpy as np
 
 from cogvx.captioner.chat import ChatBackend, EndpointChatModel, LocalChatModel, Message
 from cogvx.captioner.rules import clean_caption, count_words
+from cogvx.modelio.fields import check_float, check_int
 
 __all__ = [
     "FEW_SHOT",
@@ -166,14 +167,17 @@ class UpsampleConfig:
     max_words: int = 120
 
     def __post_init__(self) -> None:
-        if self.retries < 1:
-            raise ValueError(f"retries must be >= 1, got {self.retries}")
-        if not 1 <= self.min_words <= self.max_words:
+        owner = "UpsampleConfig"
+        check_float(owner, "temperature", self.temperature, minimum=0)
+        check_float(owner, "top_p", self.top_p, minimum=0, maximum=1, exclusive_minimum=True)
+        check_int(owner, "retries", self.retries, minimum=1)
+        check_int(owner, "min_words", self.min_words, minimum=1)
+        check_int(owner, "max_words", self.max_words, minimum=1)
+        if self.max_words < self.min_words:
             raise ValueError(
-                f"need 1 <= min_words <= max_words, got {self.min_words} and {self.max_words}"
+                f"{owner}.max_words={self.max_words}: expected >= min_words={self.min_words}"
             )
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check_int(owner, "max_new_tokens", self.max_new_tokens, minimum=1)
 
 
 @dataclass(frozen=True)
