@@ -231,7 +231,7 @@ def test_prompt_file_batch_with_lightning_on_cpu(make_folder, tmp_path, capsys):
         main([*argv, *SMALL, "--steps", "3"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x"}\n{"text": "y"}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+    with pytest.raises(UsageError, match=r"bad.jsonl:2"):
         main(["--prompt-file", str(bad), "--model", str(folder), *SMALL])
 
 

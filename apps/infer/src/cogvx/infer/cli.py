@@ -444,8 +444,8 @@ def _main_multirun(overrides: list[str]) -> int:
     from cogvx.infer.config import SCHEMA_NAME, GenerateConfig
 
     jobs = sweep_jobs(overrides)
-    for job in jobs:  # every job composes and validates before the first one runs
-        cfg = compose_config(job)
+    configs = [compose_config(job) for job in jobs]  # all jobs checked before the first one runs
+    for cfg in configs:
         if cfg.prompt_file:
             raise UsageError("--prompt-file", cfg.prompt_file, "not with a multirun (-m / seeds)")
         if cfg.output.path is not None:
@@ -507,7 +507,10 @@ def _main_batch(cfg: DictConfig) -> int:
     task = _folder_task(cfg, model)
     if task != "t2v":
         raise UsageError("--prompt-file", cfg.prompt_file, f"text-to-video only; model runs {task}")
-    records = read_prompt_file(cfg.prompt_file, base_seed=int(cfg.sampling.seed))
+    try:
+        records = read_prompt_file(cfg.prompt_file, base_seed=int(cfg.sampling.seed))
+    except (OSError, ValueError) as e:  # missing, unreadable or malformed: named with file:line
+        raise UsageError("--prompt-file", cfg.prompt_file, str(e)) from None
     _check_shape_early(cfg, model)
     call = _call_kwargs(cfg, "t2v")
     devices = cfg.batch.devices
