@@ -4,7 +4,7 @@ One implementation of: ``config.json`` read/write (:mod:`.config`), weights as o
 file or shards + ``diffusion_pytorch_model.safetensors.index.json`` (:mod:`.weights`), strict key
 and shape checks with readable errors (:func:`check_state_dict`, :func:`load_checked`), atomic
 writes (:mod:`.atomic`), and the field checks model configs validate with (:mod:`.fields`).
-Depends on torch and safetensors only.
+Depends on torch and safetensors[torch] only.
 """
 
 from cogvx.modelio.atomic import atomic_write, write_text_atomic
