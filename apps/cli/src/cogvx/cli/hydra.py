@@ -137,9 +137,10 @@ def _unknown_keys(node: Any, schema_node: Any, prefix: str = "") -> str | None:
         return None
     if node._is_none() or not dataclasses.is_dataclass(OmegaConf.get_type(schema_node)):
         return None
+    known = set(schema_node.keys())  # `in` on a DictConfig is False for ??? values
     for key in node:
         full = f"{prefix}{key}"
-        if key not in schema_node:
+        if key not in known:
             return full
         found = _unknown_keys(node._get_node(key), _schema_child(schema_node, str(key)), f"{full}.")
         if found:
