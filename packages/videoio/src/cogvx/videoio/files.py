@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
+from cogvx.modelio import atomic_write
 from cogvx.videoio.paths import WRITABLE_VIDEO_SUFFIXES
 
 __all__ = [
@@ -61,31 +62,15 @@ class Video:
         return int(self.frames.shape[0])
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike[str]) -> contextlib.AbstractContextManager[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
-    The temporary name keeps the suffix (encoders pick the container from it). On any exception,
-    KeyboardInterrupt included, the temporary file is removed and ``path`` is left untouched.
+    The workspace's one atomic write, :func:`cogvx.modelio.atomic_write` (missing parent folders
+    are created): the temporary name ``.<stem>.<random>.partial<suffix>`` keeps the suffix
+    (encoders pick the container from it) and is skipped by :func:`cogvx.videoio.collect_media`;
+    on any exception, KeyboardInterrupt included, it is removed and ``path`` is left untouched.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp makes the file private (0600); give the result the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        yield tmp
-        if tmp.exists():
-            tmp.chmod(0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return atomic_write(path, parents=True)
 
 
 def _open(path: str | os.PathLike[str]) -> Any:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from cogvx.modelio import atomic_write
+
 __all__ = [
     "QUARANTINE_SUFFIX",
     "JsonlAppender",
@@ -165,9 +167,8 @@ def repair_jsonl(path: str | os.PathLike[str], *, check: Check | None = None) ->
             os.fsync(f.fileno())
         for pr in problems:
             logger.warning("%s (moved to %s)", pr, side)
-    tmp = p.with_name(f".{p.name}.repair.partial")
-    tmp.write_bytes(b"".join(kept))
-    os.replace(tmp, p)
+    with atomic_write(p) as tmp:
+        tmp.write_bytes(b"".join(kept))
     return problems
 
 
