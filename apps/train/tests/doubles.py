@@ -13,6 +13,7 @@ Run as a script it is ``cogvx train`` with these two registered as ``model=doubl
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import lightning as L
@@ -34,6 +35,7 @@ class Regressor(L.LightningModule):
         hidden: int = 32,
         dropout: float = 0.1,
         nan_at: int | None = None,
+        step_sleep: float = 0.0,
         seed: int = 0,
         optim: Any = None,
     ):
@@ -42,6 +44,7 @@ class Regressor(L.LightningModule):
             nn.Linear(IN, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, OUT)
         )
         self.nan_at = nan_at
+        self.step_sleep = step_sleep  # seconds per step, so a test can kill the run mid-way
         self.seed = seed
         self.optim = optim
 
@@ -49,6 +52,7 @@ class Regressor(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
+        time.sleep(self.step_sleep)
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
         x = x + 0.01 * torch.randn(x.shape, generator=gen)
         per_sample = (self.net(x) - y).pow(2).mean(dim=1)

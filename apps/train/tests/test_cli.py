@@ -94,7 +94,10 @@ def test_plot_command(cogvx_train, tmp_path, capsys):
     ("override", "message"),
     [
         ("model.hiden=3", "model.hiden=3: "),
-        ("+model.hiden=3", "model.hiden=3: unknown key (valid: hidden, dropout, nan_at, seed)"),
+        (
+            "+model.hiden=3",
+            "model.hiden=3: unknown key (valid: hidden, dropout, nan_at, step_sleep, seed)",
+        ),
         ("+trainer.max_stepz=3", "trainer.max_stepz=3: "),
         ("+new.key=1", "new"),
         (

@@ -153,9 +153,15 @@ class StepCheckpoint(L.Callback):
 class RNGState(L.Callback):
     """Save the global RNG states (Python, NumPy, torch CPU and CUDA) in the checkpoint; restore them.
 
-    Stored as tensors and plain numbers only, so the checkpoint loads with ``torch.load``'s
-    ``weights_only=True`` (Lightning's default), which refuses pickled NumPy objects.
+    The states are captured when the checkpoint is written (after a step) and put back just before
+    the next training step of the resumed run, not when the checkpoint is loaded: creating the
+    resumed run's data-loader iterator draws from the global generator (its base seed), which the
+    uninterrupted run did at the start of the epoch. Stored as tensors and plain numbers only, so
+    the checkpoint loads with ``torch.load``'s ``weights_only=True`` (Lightning's default).
     """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -175,13 +181,23 @@ class RNGState(L.Callback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        random.setstate(state_dict["python"])
-        n = state_dict["numpy"]
+        self._pending = state_dict
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        if self._pending is not None:
+            self.apply(self._pending)
+            self._pending = None
+
+    @staticmethod
+    def apply(state: dict[str, Any]) -> None:
+        """Set the global generators to a :meth:`state_dict`."""
+        random.setstate(state["python"])
+        n = state["numpy"]
         keys = n["keys"].numpy().astype(np.uint32)
         np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["gauss"]))
-        torch.set_rng_state(state_dict["torch"])
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class NonFiniteLossError(RuntimeError):
