@@ -177,3 +177,34 @@ def test_render_clip_refuses_bad_parameters(kwargs, param):
     c, s, m = args.pop("color"), args.pop("shape"), args.pop("motion")
     with pytest.raises(ValueError, match=rf"^{param}="):
         render_clip(c, s, m, **args)
+
+
+def test_cogvx_eval_shapes_dimensions(tmp_path):
+    import json
+
+    from cogvx.cli.main import main as cogvx_main
+
+    videos = tmp_path / "videos"
+    for c, s, m in [
+        ("red", "circle", "right"),
+        ("blue", "triangle", "still"),
+        ("cyan", "square", "up"),
+    ]:
+        write_video(videos / f"{caption(c, s, m, 1)}-0.mp4", render_clip(c, s, m, size=0.3), fps=8)
+    # a video whose shape is wrong, and one whose prompt is outside the vocabulary
+    write_video(
+        videos / "a green square sinks-0.mp4", render_clip("green", "circle", "down"), fps=8
+    )
+    write_video(videos / "a purple blob-0.mp4", render_clip("red", "circle", "left"), fps=8)
+    out = tmp_path / "out"
+    dims = "shapes_color,shapes_shape,shapes_motion"
+    argv = ["eval", str(videos), "--dims", dims, "--out", str(out), "--no-plots", "--no-progress"]
+    assert cogvx_main(argv) == 0
+    result = json.loads((out / "results.json").read_text())["dimensions"]
+    assert result["shapes_color"]["score"] == 1.0
+    assert result["shapes_shape"]["score"] == 0.75
+    assert result["shapes_motion"]["score"] == 1.0
+    errors = [v for v in result["shapes_color"]["per_video"] if v["status"] == "error"]
+    assert [v["video"] for v in errors] == ["a purple blob-0.mp4"] and "colour" in errors[0][
+        "reason"
+    ]

@@ -1,9 +1,19 @@
 """cogvx.evals: VBench-style evaluators, CogVideoX metrics, reconstruction/distribution metrics.
 
 Light entry points are re-exported here; model backends live in ``cogvx.evals.backends`` and
-the VBench dimensions in ``cogvx.evals.vbench`` (imported on demand: they pull in transformers).
+the VBench dimensions in ``cogvx.evals.vbench`` (imported on demand: they pull in transformers);
+every dimension ``cogvx eval`` runs is a row of :data:`DIMENSION_TABLE`. The synthetic shapes task
+(vocabulary, prompt parser, evaluator) is :mod:`cogvx.evals.shapes`.
 """
 
+from cogvx.evals.dimensions import (
+    DEFAULT_DIMENSIONS,
+    DIMENSION_TABLE,
+    BackendOptions,
+    Dimension,
+    build_evaluators,
+    parse_dimensions,
+)
 from cogvx.evals.evaluator import Evaluator, Unavailable, evaluate
 from cogvx.evals.flow import (
     DISFlow,
@@ -27,8 +37,12 @@ from cogvx.evals.results import Aggregation, DimensionResult, EvalRun, Status, V
 from cogvx.evals.samples import VideoSample, middle_frame_indices, stride_frame_indices
 
 __all__ = [
+    "DEFAULT_DIMENSIONS",
+    "DIMENSION_TABLE",
     "Aggregation",
+    "BackendOptions",
     "DISFlow",
+    "Dimension",
     "DimensionResult",
     "EvalRun",
     "Evaluator",
@@ -43,12 +57,14 @@ __all__ = [
     "VideoScore",
     "adjacent_frame_l1",
     "adjacent_frame_l1_per_pair",
+    "build_evaluators",
     "evaluate",
     "frechet_distance",
     "fvd",
     "lpips",
     "middle_frame_indices",
     "motion_score",
+    "parse_dimensions",
     "psnr",
     "psnr_per_frame",
     "ssim",
