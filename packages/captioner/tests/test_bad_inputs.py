@@ -5,13 +5,16 @@ malformed lines: resume quarantines them, merge names file:line."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cogvx.captioner.pipeline import RunPaths, build_report, merge_parts
+from cogvx.captioner.filters import FilterConfig
+from cogvx.captioner.pipeline import CaptionConfig, RunPaths, build_report, merge_parts
+from cogvx.captioner.upsample import UpsampleConfig
 from cogvx.cli.main import main as cogvx_main
 from cogvx.videoio import ManifestError, quarantine_path, read_manifest, write_video
 
@@ -309,3 +312,64 @@ def test_fuzzed_parts_merge_or_name_file_and_line(tmp_path_factory, manifest, re
     else:
         assert merged["bad_lines"] == 0
         read_manifest(out)
+
+
+# ------------------------------------------------------------------------------ Python API
+def _head_folder(tmp_path, config, weights):
+    folder = tmp_path / "head"
+    folder.mkdir()
+    (folder / "head.json").write_text(config)
+    (folder / "head.pt").write_bytes(weights)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("config", "weights", "needle"),
+    [
+        ("{oops", b"", r"head\.json' is malformed \(JSONDecodeError"),
+        ('{"labels": []}', b"", r"head\.json' is malformed \(missing key 'input_dim'\)"),
+        (
+            '{"labels": [], "input_dim": 4}',
+            b"",
+            r"head\.json' is malformed .*labels must not be empty",
+        ),
+        ('{"labels": ["x"], "input_dim": 4}', b"\x80\x02 truncated", r"head\.pt' cannot be loaded"),
+    ],
+)
+def test_classifier_head_files_are_named(tmp_path, config, weights, needle):
+    from cogvx.captioner.classifiers import ClassifierHead
+
+    with pytest.raises(ValueError, match=needle):
+        ClassifierHead.load(_head_folder(tmp_path, config, weights))
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("build", "exc", "needle"),
+    [
+        (lambda: CaptionConfig(every_seconds=NAN), ValueError, "CaptionConfig.every_seconds=nan"),
+        (lambda: CaptionConfig(workers=0), ValueError, "CaptionConfig.workers=0"),
+        (
+            lambda: CaptionConfig(clips_per_batch=2.5),
+            TypeError,
+            "CaptionConfig.clips_per_batch=2.5",
+        ),
+        (lambda: FilterConfig(min_motion=INF), ValueError, "FilterConfig.min_motion=inf"),
+        (lambda: FilterConfig(max_text=-0.1), ValueError, "FilterConfig.max_text=-0.1"),
+        (
+            lambda: FilterConfig(negative_thresholds={"blur": NAN}),
+            ValueError,
+            "negative_thresholds.blur=nan",
+        ),
+        (lambda: FilterConfig(cut_threshold=2), ValueError, "FilterConfig.cut_threshold=2"),
+        (lambda: FilterConfig.from_dict([1]), TypeError, "expected a JSON object, got list"),
+        (lambda: UpsampleConfig(top_p=0), ValueError, "UpsampleConfig.top_p=0"),
+        (lambda: UpsampleConfig(temperature=NAN), ValueError, "UpsampleConfig.temperature=nan"),
+        (lambda: RunPaths.for_output("m.txt"), ValueError, "output must be a .jsonl file"),
+    ],
+)
+def test_configs_refuse(build, exc, needle):
+    with pytest.raises(exc, match=re.escape(needle)):
+        build()

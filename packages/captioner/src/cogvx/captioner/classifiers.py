@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -230,15 +231,37 @@ class ClassifierHead(nn.Module):
         for name in ("head.json", "head.pt"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"classifier head folder {str(path)!r} has no {name}")
-        raw = json.loads((path / "head.json").read_text())
-        head = cls(
-            HeadConfig(
+        config_file = path / "head.json"
+        try:
+            raw = json.loads(config_file.read_text(encoding="utf-8"))
+            config = HeadConfig(
                 labels=tuple(raw["labels"]),
                 input_dim=int(raw["input_dim"]),
                 hidden_dim=int(raw.get("hidden_dim", 0)),
             )
-        )
-        head.load_state_dict(torch.load(path / "head.pt", map_location="cpu", weights_only=True))
+            head = cls(config)
+        except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
+            what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise ValueError(
+                f"classifier head config {str(config_file)!r} is malformed ({what})"
+            ) from e
+        weights = path / "head.pt"
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            head.load_state_dict(state)
+        except (
+            RuntimeError,
+            OSError,
+            EOFError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            pickle.UnpicklingError,
+        ) as e:
+            message = " ".join(str(e).split())[:300]
+            raise ValueError(
+                f"classifier head weights {str(weights)!r} cannot be loaded ({type(e).__name__}: {message})"
+            ) from e
         return head.eval()
 
 

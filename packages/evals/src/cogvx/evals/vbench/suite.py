@@ -98,7 +98,7 @@ class PromptSuite:
             raise FileNotFoundError(f"prompt suite not found: {str(p)!r}")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"prompt suite {str(p)!r} is not valid JSON: {e}") from e
         return cls.from_json(data, source=str(p))
 
