@@ -31,16 +31,19 @@ _PIPELINES = {"t2v": "CogVideoXPipeline", "i2v": "CogVideoXImageToVideoPipeline"
 
 
 def merged_transformer(dit: ExpertDiT) -> ExpertDiT:
-    """``dit`` itself, or for a LoRA-trained one a copy with the adapter merged and removed."""
+    """``dit`` itself, or for a LoRA-trained one a copy with the adapter merged into the base
+    weights (at its ``alpha / r`` scale) and the LoRA layers replaced by the plain modules."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     if not any(isinstance(m, BaseTunerLayer) for m in dit.modules()):
         return dit
-    from cogvx.infer.lora import fuse_lora, unload_lora
-
     merged = copy.deepcopy(dit)
-    fuse_lora(merged)
-    unload_lora(merged)
+    for name, module in list(merged.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = merged.get_submodule(parent_name) if parent_name else merged
+            setattr(parent, child, module.get_base_layer())
     return merged
 
 
