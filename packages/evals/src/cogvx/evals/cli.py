@@ -15,6 +15,7 @@ output that is an existing file of the wrong kind, is refused with exit code 2.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -181,6 +182,12 @@ def _run(argv: list[str]) -> int:
     paths = _videos(args.videos, "videos")
     out = _output_folder(args.out)
     options = _options(args)
+    if not args.no_plots and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError(
+            "--no-plots",
+            None,
+            "the figures need matplotlib: pip install 'cogvx-evals[plots]', or pass --no-plots",
+        )
     suite = None
     if args.suite == "builtin":
         suite = PromptSuite.builtin()
