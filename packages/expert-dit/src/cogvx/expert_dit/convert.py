@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from cogvx.modelio import parse_dtype
+
 from .config import DiTConfig
 
 __all__ = ["SAT_PREFIX", "SAT_RENAMES", "convert_sat_checkpoint", "convert_sat_state_dict"]
@@ -177,7 +179,7 @@ _PRESETS = {
     "1.5-5b": DiTConfig.cogvideox_1_5_5b,
     "1.5-5b-i2v": DiTConfig.cogvideox_1_5_5b_i2v,
 }
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_DTYPE_SPELLINGS = ("fp32", "float32", "bf16", "bfloat16", "fp16", "float16")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,14 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="SAT checkpoint (mp_rank_00_model_states.pt)")
     parser.add_argument("output_dir")
     parser.add_argument("--preset", choices=sorted(_PRESETS), required=True)
-    parser.add_argument("--dtype", choices=sorted(_DTYPES), default=None)
+    parser.add_argument("--dtype", choices=_DTYPE_SPELLINGS, default=None)
     parser.add_argument("--max-shard-size", default="10GB")
     args = parser.parse_args(argv)
     convert_sat_checkpoint(
         args.checkpoint,
         args.output_dir,
         _PRESETS[args.preset](),
-        dtype=None if args.dtype is None else _DTYPES[args.dtype],
+        dtype=parse_dtype(args.dtype, parameter="--dtype", allow_auto=True),
         max_shard_size=args.max_shard_size,
     )
     return 0

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from cogvx.modelio import parse_dtype
+
 from .config import VAEConfig
 from .model import CausalVAE3D
 from .streaming import Tiling
@@ -32,7 +34,7 @@ __all__ = ["main", "synthetic_clip"]
 
 RANDOM_LABEL = "RANDOM UNTRAINED WEIGHTS (tiny test VAE, no --model given): output is not a real reconstruction"
 LATENT_FORMAT = "cogvx-vae-latents/1"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPE_SPELLINGS = ("fp32", "float32", "bf16", "bfloat16", "fp16", "float16")
 
 
 def _need(module: str) -> Any:
@@ -56,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
             type=Path,
             help="VAE folder (config.json + safetensors); default: tiny RANDOM model",
         )
-        q.add_argument("--dtype", choices=sorted(_DTYPES), default="float32")
+        q.add_argument("--dtype", choices=_DTYPE_SPELLINGS, default="float32")
         q.add_argument(
             "--encode-chunk",
             type=int,
@@ -111,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ helpers
 def _load_model(args: argparse.Namespace) -> tuple[CausalVAE3D, str]:
-    dtype = _DTYPES[args.dtype]
+    dtype = parse_dtype(args.dtype, parameter="--dtype")
     if args.model is not None:
         return CausalVAE3D.from_pretrained(args.model, torch_dtype=dtype).eval(), str(args.model)
     with torch.random.fork_rng():
