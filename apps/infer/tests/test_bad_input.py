@@ -373,7 +373,7 @@ def test_bad_folder_is_named_with_its_path(make_folder, tmp_path, how, error, na
 API_CASES = [
     ("torch-dtype-name", dict(torch_dtype="fp8"), ValueError, "torch_dtype='fp8'"),
     ("torch-dtype-int", dict(torch_dtype=torch.int8), ValueError, "torch_dtype=torch.int8"),
-    ("torch-dtype-number", dict(torch_dtype=5), TypeError, "torch_dtype=5"),
+    ("torch-dtype-number", dict(torch_dtype=5), ValueError, "torch_dtype=5"),
     ("residency", dict(residency="gpu"), ValueError, "residency='gpu'"),
     ("sampler", dict(sampler="euler"), ValueError, "sampler='euler'"),
     ("device", dict(device="tpu0"), ValueError, "device='tpu0'"),

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+
+from cogvx.modelio import read_state_dict
 
 if TYPE_CHECKING:  # peft is imported where LoRA is used: it costs seconds at start-up
     from peft import LoraConfig
@@ -59,7 +60,7 @@ def read_lora_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor
     from peft import LoraConfig
 
     file = _resolve(path)
-    state = load_file(file)
+    state = read_state_dict(file)  # a truncated or corrupt file is named with its path
     with safe_open(file, framework="pt") as f:
         raw_meta = (f.metadata() or {}).get(_METADATA_KEY)
     bad = [k for k in state if "lora" not in k]

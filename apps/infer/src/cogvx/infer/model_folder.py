@@ -53,25 +53,28 @@ class VAEInfo:
     base_channels: int  # the widest full-resolution activation (block_out_channels[0])
 
     @classmethod
-    def from_config(cls, config: Any) -> VAEInfo:
-        """From a VAE config object or the ``vae/config.json`` dict."""
+    def from_configs(cls, vae_config: Any, dit_config: Any) -> VAEInfo:
+        """From the VAE config (object or ``vae/config.json`` dict) and the transformer's; the
+        compression factors come from the one geometry source,
+        :meth:`cogvx.expert_dit.geometry.ModelGeometry.from_configs`."""
+        from cogvx.expert_dit.geometry import ModelGeometry
 
         def get(key: str, default: Any = None) -> Any:
-            if isinstance(config, dict):
-                return config.get(key, default)
-            return getattr(config, key, default)
+            if isinstance(vae_config, dict):
+                return vae_config.get(key, default)
+            return getattr(vae_config, key, default)
 
-        blocks = get("block_out_channels")
+        geometry = ModelGeometry.from_configs(dit_config, vae_config)
         scaling = get("scaling_factor")
-        if not blocks or scaling is None:
-            raise ValueError("VAE config needs block_out_channels and scaling_factor")
+        if scaling is None:
+            raise ValueError("scaling_factor=None: the VAE config needs a scaling_factor")
         return cls(
-            spatial_factor=2 ** (len(blocks) - 1),
-            temporal_factor=int(get("temporal_compression_ratio", 4)),
+            spatial_factor=geometry.spatial_compression,
+            temporal_factor=geometry.temporal_compression,
             scaling_factor=float(scaling),
             invert_scale_latents=bool(get("invert_scale_latents", False)),
             latent_channels=int(get("latent_channels", 16)),
-            base_channels=int(blocks[0]),
+            base_channels=int(get("block_out_channels")[0]),
         )
 
 
@@ -91,7 +94,7 @@ def resolve_model_path(
     if not _REPO_ID.match(text) or path.exists():
         raise FileNotFoundError(f"model={text!r}: model folder not found")
     from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.utils import HFValidationError, LocalEntryNotFoundError
 
     where = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
     try:
@@ -203,7 +206,7 @@ class ModelFolder:
     def vae_info(self) -> VAEInfo:
         path = self.component("vae") / "config.json"
         try:
-            return VAEInfo.from_config(self.vae_config)
+            return VAEInfo.from_configs(self.vae_config, self.transformer_config)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path}: {e}") from None
 

@@ -13,18 +13,11 @@ import logging
 
 import torch
 
+from cogvx.modelio import parse_dtype
+
 __all__ = ["NonFiniteError", "check_finite", "resolve_dtype"]
 
 logger = logging.getLogger(__name__)
-
-_NAMES: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
 
 
 class NonFiniteError(FloatingPointError):
@@ -57,14 +50,7 @@ def resolve_dtype(
             device,
         )
         return torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _NAMES:
-            raise ValueError(f"{name}={dtype!r}: expected one of {sorted(_NAMES)} or 'auto'")
-        dtype = _NAMES[dtype]
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"{name}={dtype!r}: expected a torch.dtype, a dtype name or 'auto'")
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"{name}={dtype}: not supported; use fp32, bf16 or fp16")
+    dtype = parse_dtype(dtype, parameter=name)
     if dtype == torch.bfloat16 and not bf16_supported(device):
         raise ValueError(f"{name}=bf16: not supported on {device}; use fp32 (or fp16 at your risk)")
     return dtype

@@ -18,14 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 __all__ = [
     "OUTPUT_TYPES",
     "MemoryEstimate",
     "MemoryEstimateError",
     "check_bool",
+    "check_callback",
     "check_choice",
+    "check_device",
+    "check_embeds",
     "check_float",
+    "check_generator",
     "check_int",
+    "check_latents",
     "check_memory",
     "check_output_type",
     "check_prompts",
@@ -351,3 +358,82 @@ def check_callback(
             f"unknown name(s) {unknown}; valid: {list(allowed)}",
         )
     return callback, tuple(tensor_inputs)
+
+
+# ---- tensors and devices ----------------------------------------------------------------------
+
+
+def check_latents(latents: Any, expected: tuple[int, ...], what: str) -> None:
+    """Given latents: a finite tensor of exactly the request's shape."""
+    if latents is None:
+        return
+    if not isinstance(latents, torch.Tensor):
+        raise invalid("latents", describe(latents), f"expected a tensor {what}", TypeError)
+    if tuple(latents.shape) != expected:
+        raise invalid(
+            "latents",
+            f"<tensor {tuple(latents.shape)}>",
+            f"expected shape [B, F', C, h, w] = {expected} for this request ({what})",
+        )
+    if not torch.isfinite(latents).all():
+        raise invalid("latents", "<tensor with NaN/inf>", "latents must be finite")
+
+
+def check_embeds(
+    name: str, embeds: Any, *, width: int, like: Any = None, length: int | None = None
+) -> None:
+    """Text embeddings ``[B, L, width]`` (the shape of ``like`` when given), finite."""
+    if embeds is None:
+        return
+    if not isinstance(embeds, torch.Tensor):
+        raise invalid(name, describe(embeds), f"expected a tensor [B, L, {width}]", TypeError)
+    shape = tuple(embeds.shape)
+    if embeds.ndim != 3 or shape[-1] != width or shape[0] < 1:
+        raise invalid(name, f"<tensor {shape}>", f"expected a tensor [B, L, {width}]")
+    if like is not None and shape != tuple(like.shape):
+        raise invalid(
+            name,
+            f"<tensor {shape}>",
+            f"expected the shape of prompt_embeds {tuple(like.shape)}",
+        )
+    if length is not None and shape[1] != length:
+        raise invalid(name, f"<tensor {shape}>", f"expected L = max_sequence_length = {length}")
+    if not torch.isfinite(embeds).all():
+        raise invalid(name, "<tensor with NaN/inf>", "embeddings must be finite")
+
+
+def check_generator(generator: Any, batch: int) -> None:
+    """None, a ``torch.Generator``, or one per video."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if isinstance(generator, (list, tuple)) and all(
+        isinstance(g, torch.Generator) for g in generator
+    ):
+        if len(generator) != batch:
+            raise invalid(
+                "generator",
+                f"<{len(generator)} generators>",
+                f"expected one per video: {batch} (prompts x num_videos_per_prompt)",
+            )
+        return
+    raise invalid(
+        "generator",
+        describe(generator),
+        "expected a torch.Generator, a list of them or None",
+        TypeError,
+    )
+
+
+def check_device(device: Any) -> torch.device:
+    """A torch device that exists here (None: the CPU)."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise invalid(
+            "device", device, "expected a torch device such as 'cpu' or 'cuda:0'"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise invalid("device", device, "no CUDA device is available here; use 'cpu'")
+    return dev

@@ -2,6 +2,7 @@
 
 ``base`` holds the one sampling template (diffusers ``CogVideoXPipeline.__call__``, step for step)
 with the task hooks; ``text_to_video``, ``image_to_video``, ``video_to_video`` supply the hooks;
+``call`` is what a call takes and returns; ``components`` the model components and folder loaders;
 ``processing`` turns images and videos into pixels and frames into outputs. The tasks themselves are
 listed once, in :data:`cogvx.infer.tasks.TASKS`.
 """
@@ -13,11 +14,11 @@ import os
 import torch
 
 from cogvx.infer.model_folder import ModelFolder, VAEInfo
-from cogvx.infer.pipelines.base import (
+from cogvx.infer.pipelines.base import VideoPipeline
+from cogvx.infer.pipelines.call import (
     CALLBACK_TENSOR_INPUTS,
     CallOptions,
     GenerationResult,
-    VideoPipeline,
     VideoPipelineOutput,
 )
 from cogvx.infer.pipelines.image_to_video import ImageToVideoPipeline

@@ -27,8 +27,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypedDict
+from typing import Any, ClassVar, Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -44,9 +43,23 @@ from cogvx.expert_dit.sampling import (
 from cogvx.expert_dit.schedule import SchedulerConfig
 from cogvx.infer.lora import LoraLoaderMixin
 from cogvx.infer.model_folder import ModelFolder, VAEInfo
+from cogvx.infer.pipelines.call import (
+    CALLBACK_TENSOR_INPUTS,
+    Generator,
+    OutputType,
+    Request,
+    Unconditional,
+    VideoPipelineOutput,
+)
+from cogvx.infer.pipelines.components import (
+    FolderLoaders,
+    VAEComponent,
+    as_component,
+    first_param,
+)
 from cogvx.infer.pipelines.processing import postprocess, write_videos
 from cogvx.infer.precision import check_finite, resolve_dtype
-from cogvx.infer.shapes import ShapeRules, VideoShape
+from cogvx.infer.shapes import ShapeRules
 from cogvx.infer.staging import Component, Residency, StageReport
 from cogvx.infer.tasks import TASKS, Task
 from cogvx.infer.text_encoder import T5TextEncoder
@@ -54,8 +67,12 @@ from cogvx.infer.validation import (
     check_bool,
     check_callback,
     check_choice,
+    check_device,
+    check_embeds,
     check_float,
+    check_generator,
     check_int,
+    check_latents,
     check_memory,
     check_output_type,
     check_prompts,
@@ -65,155 +82,9 @@ from cogvx.infer.validation import (
     invalid,
 )
 
-__all__ = [
-    "CALLBACK_TENSOR_INPUTS",
-    "CallOptions",
-    "GenerationResult",
-    "VAEComponent",
-    "VideoPipeline",
-    "VideoPipelineOutput",
-]
+__all__ = ["VideoPipeline"]
 
 logger = logging.getLogger(__name__)
-
-OutputType = Literal["pt", "np", "pil", "latent"]
-Unconditional = Literal["t5", "zeros"]
-Generator = torch.Generator | Sequence[torch.Generator] | None
-
-#: What ``callback_on_step_end`` may read and replace (diffusers ``_callback_tensor_inputs``).
-CALLBACK_TENSOR_INPUTS = ("latents", "prompt_embeds", "negative_prompt_embeds")
-
-
-@dataclass
-class VideoPipelineOutput:
-    """What a pipeline call returns (diffusers ``CogVideoXPipelineOutput`` plus two fields).
-
-    ``frames``: the videos in the requested ``output_type``; ``report``: time and memory per stage;
-    ``shape``: the checked request (frames, size, latent frames). ``out[0]`` is ``frames``.
-    """
-
-    frames: Any
-    report: StageReport = field(default_factory=StageReport)
-    shape: VideoShape | None = None
-
-    def __getitem__(self, index: int) -> Any:
-        return self.to_tuple()[index]
-
-    def to_tuple(self) -> tuple[Any]:
-        return (self.frames,)
-
-
-#: The earlier name of :class:`VideoPipelineOutput`.
-GenerationResult = VideoPipelineOutput
-
-
-class CallOptions(TypedDict, total=False):
-    """The keywords every task's ``__call__`` accepts (see :meth:`VideoPipeline._generate`)."""
-
-    height: int | None
-    width: int | None
-    num_frames: int | None
-    num_inference_steps: int | None
-    guidance_scale: float | None
-    use_dynamic_cfg: bool
-    num_videos_per_prompt: int | None
-    generator: Generator
-    latents: torch.Tensor | None
-    prompt_embeds: torch.Tensor | None
-    negative_prompt_embeds: torch.Tensor | None
-    output_type: OutputType
-    return_dict: bool
-    max_sequence_length: int | None
-    callback_on_step_end: Callable[..., dict[str, Any]] | None
-    callback_on_step_end_tensor_inputs: list[str] | None
-    guidance_schedule: GuidanceSchedule | str | None
-    unconditional: Unconditional
-    snap: bool
-    strict_frames: bool
-    progress: bool | None
-
-
-@dataclass
-class Request:
-    """A checked call: what the hooks need from it."""
-
-    prompts: list[str] | None
-    batch: int  # prompts x num_videos_per_prompt
-    num_videos_per_prompt: int
-    shape: VideoShape
-    num_inference_steps: int
-    do_cfg: bool
-    latent_shape: tuple[int, int, int, int, int]  # [B, F', C, h, w] of the sampler's latents
-    inputs: dict[str, Any]  # the task's own inputs, preprocessed by check_task_inputs
-
-
-class VAEComponent(Component):
-    """The VAE component, with diffusers' memory switches (``pipe.vae.enable_tiling()``, ...).
-
-    The switches are applied to the loaded VAE now and again to every fresh load (staged runs), so
-    they hold for the pipeline's lifetime like diffusers', whatever the residency.
-    """
-
-    def __init__(self, component: Component) -> None:
-        super().__init__(
-            component.name,
-            module=component.peek(),
-            loader=component.loader,
-            residency=component.residency,
-        )
-        self._switches: dict[str, Callable[[Any], None]] = {}
-        self.on_load.append(self._apply_switches)
-
-    def _switch(self, key: str, apply: Callable[[Any], None] | None) -> None:
-        if apply is None:
-            self._switches.pop(key, None)
-        else:
-            self._switches[key] = apply
-        module = self.peek()
-        if module is not None:
-            (apply or self._defaults[key])(module)
-
-    _defaults: ClassVar[dict[str, Callable[[Any], None]]] = {
-        "tiling": lambda m: m.disable_tiling(),
-        "slicing": lambda m: m.disable_slicing(),
-    }
-
-    def _apply_switches(self, module: Any) -> None:
-        for apply in self._switches.values():
-            apply(module)
-
-    @property
-    def tiling(self) -> bool:
-        return "tiling" in self._switches
-
-    def enable_tiling(self, **kwargs: Any) -> None:
-        """Decode (and encode) in overlapping spatial tiles (``CausalVAE3D.enable_tiling``)."""
-        module = self.peek()
-        if module is not None:
-            module.enable_tiling(**kwargs)  # checks the arguments now
-        self._switch("tiling", lambda m: m.enable_tiling(**kwargs))
-
-    def disable_tiling(self) -> None:
-        self._switch("tiling", None)
-
-    def enable_slicing(self) -> None:
-        """Decode one batch item at a time (``CausalVAE3D.enable_slicing``)."""
-        self._switch("slicing", lambda m: m.enable_slicing())
-
-    def disable_slicing(self) -> None:
-        self._switch("slicing", None)
-
-
-def _as_component(name: str, value: Any) -> Component:
-    if isinstance(value, Component):
-        return value
-    if value is None:
-        raise invalid(name, None, "a model or a Component is required")
-    return Component(name, module=value)
-
-
-def _first_param(module: torch.nn.Module) -> torch.Tensor:
-    return next(module.parameters())
 
 
 def _guidance_schedule(
@@ -229,37 +100,6 @@ def _guidance_schedule(
             )
         return schedule
     return GuidanceSchedule.DYNAMIC if use_dynamic_cfg else GuidanceSchedule.CONSTANT
-
-
-class _FolderLoaders:
-    """Loads the three models of a folder in the pipeline's dtype (changed by ``pipe.to``)."""
-
-    def __init__(self, folder: ModelFolder, task: Task, dtype: torch.dtype, device: torch.device):
-        self.folder, self.task, self.dtype, self.device = folder, task, dtype, device
-
-    def text_encoder(self) -> T5TextEncoder:
-        return T5TextEncoder.from_pretrained(
-            self.folder.component("tokenizer"),
-            self.folder.component("text_encoder"),
-            dtype=self.dtype,
-            device=self.device,
-        )
-
-    def transformer(self) -> torch.nn.Module:
-        from cogvx.expert_dit.transformer import ExpertDiT
-
-        path = self.folder.component("transformer")
-        return ExpertDiT.from_pretrained(path, torch_dtype=self.dtype, device=self.device).eval()
-
-    def vae(self) -> torch.nn.Module:
-        from cogvx.vae3d import CausalVAE3D
-
-        return CausalVAE3D.from_pretrained(
-            self.folder.component("vae"),
-            torch_dtype=self.dtype,
-            device=self.device,
-            parts=self.task.vae_parts,
-        ).eval()
 
 
 class VideoPipeline(LoraLoaderMixin):
@@ -281,18 +121,18 @@ class VideoPipeline(LoraLoaderMixin):
         device: torch.device | str | None = None,
         torch_dtype: torch.dtype | str | None = None,
     ) -> None:
-        self.text_encoder = _as_component("text_encoder", text_encoder)
-        self.transformer = _as_component("transformer", transformer)
-        self.vae = VAEComponent(_as_component("vae", vae))
+        self.text_encoder = as_component("text_encoder", text_encoder)
+        self.transformer = as_component("transformer", transformer)
+        self.vae = VAEComponent(as_component("vae", vae))
         if not isinstance(scheduler, SchedulerConfig):
             raise invalid("scheduler", describe(scheduler), "expected a SchedulerConfig", TypeError)
         self.scheduler = scheduler
-        self.device = _check_device(device)
+        self.device = check_device(device)
         self.dtype = resolve_dtype(torch_dtype, self.device, name="torch_dtype")
         if transformer_config is None:
             transformer_config = self.transformer.acquire().config
         if vae_info is None:
-            vae_info = VAEInfo.from_config(self.vae.acquire().config)
+            vae_info = VAEInfo.from_configs(self.vae.acquire().config, transformer_config)
         if text_encoder_config is None and self.text_encoder.peek() is not None:
             text_encoder_config = self.text_encoder.peek().model.config.to_dict()
         self.transformer_config = transformer_config
@@ -303,7 +143,7 @@ class VideoPipeline(LoraLoaderMixin):
         )
         self._init_lora()
         self.vae_options: dict[str, Any] = {}
-        self._loaders: _FolderLoaders | None = None
+        self._loaders: FolderLoaders | None = None
         self._progress_config: dict[str, Any] = {}
         #: Memory limit for the pre-allocation check (bytes; None: the device's total memory).
         self.memory_limit: int | None = None
@@ -350,7 +190,7 @@ class VideoPipeline(LoraLoaderMixin):
         residency = Residency(
             check_choice("residency", str(residency), [r.value for r in Residency])
         )
-        device_ = _check_device(device)
+        device_ = check_device(device)
         dtype_ = resolve_dtype(torch_dtype, device_, name="torch_dtype")
         folder = ModelFolder.open(
             pretrained_model_name_or_path, cache_dir=cache_dir, revision=revision
@@ -367,7 +207,7 @@ class VideoPipeline(LoraLoaderMixin):
         elif sampler is not None:
             scheduler = scheduler.replace(sampler=sampler)
         load_device = device_ if residency is Residency.RESIDENT else torch.device("cpu")
-        loaders = _FolderLoaders(folder, task, dtype_, load_device)
+        loaders = FolderLoaders(folder, task, dtype_, load_device)
 
         def component(name: str, loader: Callable[[], Any]) -> Component:
             module = None if residency is Residency.STAGED else loader()
@@ -405,7 +245,7 @@ class VideoPipeline(LoraLoaderMixin):
                 device = arg
             else:
                 raise invalid("to", arg, "expected a device and/or a torch.dtype", TypeError)
-        new_device = _check_device(device) if device is not None else self.device
+        new_device = check_device(device) if device is not None else self.device
         new_dtype = resolve_dtype(dtype, new_device) if dtype is not None else self.dtype
         if dtype is None and device is not None:
             resolve_dtype(self.dtype, new_device)  # e.g. bf16 on a device without it
@@ -438,7 +278,7 @@ class VideoPipeline(LoraLoaderMixin):
                 )
             gpu = check_int("gpu_id", gpu_id, minimum=0, optional=True) or 0
             device = f"cuda:{gpu}"
-        target = _check_device(device)
+        target = check_device(device)
         resolve_dtype(self.dtype, target)
         for comp in self._components():
             if comp.loader is None:
@@ -563,7 +403,7 @@ class VideoPipeline(LoraLoaderMixin):
         does (item ``i`` uses ``generator[i]`` for a list); returns ``[B, F', C, h, w]``, unscaled."""
         vae = self.vae.acquire(self.device)
         try:
-            vae_dtype = _first_param(vae).dtype
+            vae_dtype = first_param(vae).dtype
             out = []
             with self._vae_runtime(vae):
                 for i in range(pixels.shape[0]):
@@ -584,7 +424,7 @@ class VideoPipeline(LoraLoaderMixin):
         batch = latents.shape[0]
         bar = self._bar(desc="decoding", unit="chunk", progress=progress)
         try:
-            vae_dtype = _first_param(vae).dtype
+            vae_dtype = first_param(vae).dtype
             frames = []
             for i in range(batch):
 
@@ -653,62 +493,6 @@ class VideoPipeline(LoraLoaderMixin):
         return latents
 
     # ---- the template ----------------------------------------------------------------------------
-
-    def _check_latents(self, latents: Any, expected: tuple[int, ...], what: str) -> None:
-        if latents is None:
-            return
-        if not isinstance(latents, torch.Tensor):
-            raise invalid("latents", describe(latents), f"expected a tensor {what}", TypeError)
-        if tuple(latents.shape) != expected:
-            raise invalid(
-                "latents",
-                f"<tensor {tuple(latents.shape)}>",
-                f"expected shape [B, F', C, h, w] = {expected} for this request ({what})",
-            )
-        if not torch.isfinite(latents).all():
-            raise invalid("latents", "<tensor with NaN/inf>", "latents must be finite")
-
-    def _check_embeds(
-        self, name: str, embeds: Any, like: torch.Tensor | None, length: int | None
-    ) -> None:
-        if embeds is None:
-            return
-        width = self.transformer_config.text_embed_dim
-        if not isinstance(embeds, torch.Tensor):
-            raise invalid(name, describe(embeds), f"expected a tensor [B, L, {width}]", TypeError)
-        shape = tuple(embeds.shape)
-        if embeds.ndim != 3 or shape[-1] != width or shape[0] < 1:
-            raise invalid(name, f"<tensor {shape}>", f"expected a tensor [B, L, {width}]")
-        if like is not None and shape != tuple(like.shape):
-            raise invalid(
-                name,
-                f"<tensor {shape}>",
-                f"expected the shape of prompt_embeds {tuple(like.shape)}",
-            )
-        if length is not None and shape[1] != length:
-            raise invalid(name, f"<tensor {shape}>", f"expected L = max_sequence_length = {length}")
-        if not torch.isfinite(embeds).all():
-            raise invalid(name, "<tensor with NaN/inf>", "embeddings must be finite")
-
-    def _check_generator(self, generator: Any, batch: int) -> None:
-        if generator is None or isinstance(generator, torch.Generator):
-            return
-        if isinstance(generator, (list, tuple)) and all(
-            isinstance(g, torch.Generator) for g in generator
-        ):
-            if len(generator) != batch:
-                raise invalid(
-                    "generator",
-                    f"<{len(generator)} generators>",
-                    f"expected one per video: {batch} (prompts x num_videos_per_prompt)",
-                )
-            return
-        raise invalid(
-            "generator",
-            describe(generator),
-            "expected a torch.Generator, a list of them or None",
-            TypeError,
-        )
 
     def _check_memory(self, request: Request, max_sequence_length: int) -> None:
         shape, config = request.shape, self.transformer_config
@@ -804,8 +588,15 @@ class VideoPipeline(LoraLoaderMixin):
                 if isinstance(prompt_embeds, torch.Tensor) and prompt_embeds.ndim == 3
                 else self.transformer_config.max_text_seq_length
             )
-        self._check_embeds("prompt_embeds", prompt_embeds, None, length)
-        self._check_embeds("negative_prompt_embeds", negative_prompt_embeds, prompt_embeds, length)
+        text_width = self.transformer_config.text_embed_dim
+        check_embeds("prompt_embeds", prompt_embeds, width=text_width, length=length)
+        check_embeds(
+            "negative_prompt_embeds",
+            negative_prompt_embeds,
+            width=text_width,
+            like=prompt_embeds,
+            length=length,
+        )
         if (
             self.rules.fixed_size is not None
             and length != self.transformer_config.max_text_seq_length
@@ -818,7 +609,7 @@ class VideoPipeline(LoraLoaderMixin):
             )
         prompt_count = len(prompts) if prompts is not None else prompt_embeds.shape[0]
         batch = prompt_count * n
-        self._check_generator(generator, batch)
+        check_generator(generator, batch)
         do_cfg = scale > 1.0
         f0, h0, w0 = self.default_size()
         num_frames = self.resolve_num_frames(task_inputs, num_frames)
@@ -848,7 +639,7 @@ class VideoPipeline(LoraLoaderMixin):
             inputs=task_inputs,
         )
         self.check_task_inputs(task_inputs, request)
-        self._check_latents(latents, request.latent_shape, self._latents_meaning)
+        check_latents(latents, request.latent_shape, self._latents_meaning)
         self._check_memory(request, length)
         report = StageReport(probe_rss=self.probe_memory)
 
@@ -1030,17 +821,3 @@ class VideoPipeline(LoraLoaderMixin):
                 [out["negative_prompt_embeds"].to(embeds.dtype), embeds[half:]], dim=0
             )
         return latents, embeds
-
-
-def _check_device(device: Any) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise invalid(
-            "device", device, "expected a torch device such as 'cpu' or 'cuda:0'"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise invalid("device", device, "no CUDA device is available here; use 'cpu'")
-    return dev

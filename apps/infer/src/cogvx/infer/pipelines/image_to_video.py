@@ -11,13 +11,8 @@ from typing import Any, Unpack
 
 import torch
 
-from cogvx.infer.pipelines.base import (
-    CallOptions,
-    Generator,
-    Request,
-    VideoPipeline,
-    VideoPipelineOutput,
-)
+from cogvx.infer.pipelines.base import VideoPipeline
+from cogvx.infer.pipelines.call import CallOptions, Generator, Request, VideoPipelineOutput
 from cogvx.infer.pipelines.processing import preprocess_images
 from cogvx.infer.validation import invalid
 

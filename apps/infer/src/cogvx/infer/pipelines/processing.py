@@ -156,11 +156,13 @@ def postprocess(frames: torch.Tensor, output_type: str) -> Any:
 def write_videos(frames: torch.Tensor, path: str | os.PathLike[str], *, fps: float) -> list[Path]:
     """Write each video of a ``[B, F, 3, H, W]`` batch in [0, 1] with
     :func:`cogvx.videoio.write_video` (atomic): item ``i > 0`` goes to ``<stem>_<i><suffix>``."""
-    from cogvx.videoio import write_video
+    from cogvx.videoio import WRITABLE_VIDEO_SUFFIXES, write_video
 
     path = Path(path)
-    if path.suffix.lower() not in (".mp4", ".gif"):
-        raise invalid("path", str(path), "the output must end in .mp4 or .gif")
+    if path.suffix.lower() not in WRITABLE_VIDEO_SUFFIXES:
+        raise invalid(
+            "path", str(path), f"the output must end in {' or '.join(WRITABLE_VIDEO_SUFFIXES)}"
+        )
     written = []
     for i in range(frames.shape[0]):
         target = path if i == 0 else path.with_name(f"{path.stem}_{i}{path.suffix}")

@@ -6,7 +6,8 @@ from typing import Any, Unpack
 
 import torch
 
-from cogvx.infer.pipelines.base import CallOptions, VideoPipeline, VideoPipelineOutput
+from cogvx.infer.pipelines.base import VideoPipeline
+from cogvx.infer.pipelines.call import CallOptions, VideoPipelineOutput
 
 __all__ = ["TextToVideoPipeline"]
 
