@@ -49,6 +49,7 @@ CASES = [
     ([V, "--dims", "smoothness"], 2, "--dims=smoothness"),
     ([V, "--dims", ","], 2, "--dims=,"),
     ([V, "--out", "{d}/file.txt"], 2, "--out={d}/file.txt: is an existing file"),
+    ([V, "--out", "{d}/file.txt/sub"], 2, "--out={d}/file.txt/sub: cannot write under"),
     ([V, "--suite", "{d}/nosuite.json"], 2, "--suite={d}/nosuite.json"),
     ([V, "--flow", "{d}/raft.pt"], 2, "--flow={d}/raft.pt"),
     ([V, "--interpolator", "cubic"], 2, "--interpolator=cubic"),
@@ -80,6 +81,11 @@ CASES = [
         ["fvd", "--real", V, "--fake", V, "--i3d", "{d}/file.txt", "--out", "{d}/x.csv"],
         2,
         "--out={d}/x.csv: expected a .json file",
+    ),
+    (
+        ["fvd", "--real", V, "--fake", V, "--i3d", "{d}/file.txt", "--out", "{d}/file.txt/x.json"],
+        2,
+        "cannot write under",
     ),
 ]
 

@@ -146,6 +146,8 @@ def test_diagonal_motion_takes_the_larger_component():
         (np.zeros((9, 8, 8, 4), np.uint8), r"\[F, H, W, 3\]"),
         (np.zeros((9, 8, 8, 3), np.int64), "dtype"),
         (np.zeros((1, 8, 8, 3), np.uint8), "at least 2 frames"),
+        (np.zeros((0, 3, 8, 8), np.float32), "no pixels"),
+        ([], "shape"),
     ],
 )
 def test_bad_videos_are_refused(video, message):

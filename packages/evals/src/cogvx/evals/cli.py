@@ -54,10 +54,18 @@ def _videos(paths: list[str], parameter: str) -> list[Path]:
     return found
 
 
+def _writable(out: Path, path: str, parameter: str) -> None:
+    """The nearest existing folder at or above ``out`` must be a writable folder."""
+    existing = next((q for q in (out, *out.parents) if q.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(parameter, path, f"cannot write under {str(existing)!r}")
+
+
 def _output_folder(path: str, parameter: str = "--out") -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise UsageError(parameter, path, "is an existing file; give a folder")
+    _writable(out, path, parameter)
     return out
 
 
@@ -67,6 +75,7 @@ def _output_file(path: str, suffix: str, parameter: str = "--out") -> Path:
         raise UsageError(parameter, path, f"is a folder; give a {suffix} file")
     if out.suffix.lower() != suffix:
         raise UsageError(parameter, path, f"expected a {suffix} file")
+    _writable(out.parent, path, parameter)
     return out
 
 

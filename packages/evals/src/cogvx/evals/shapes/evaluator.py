@@ -86,6 +86,8 @@ def as_frames(video: Any) -> np.ndarray:
         raise ValueError(
             f"video: expected uint8 [F, H, W, 3] or float [F, 3, H, W], got shape {arr.shape}"
         )
+    if arr.size == 0:
+        raise ValueError(f"video: no pixels, got shape {arr.shape}")
     if arr.dtype == np.uint8:
         if arr.shape[-1] != 3:
             raise ValueError(f"video: uint8 frames must be [F, H, W, 3], got shape {arr.shape}")
