@@ -82,7 +82,9 @@ class PackedLayout:
             if isinstance(n, bool) or int(n) != n or int(n) < 0:
                 raise ValueError(f"text_lengths[{i}]={n!r}: expected an int >= 0")
         self.text_lengths = tuple(int(n) for n in text_lengths)
-        self.grids = tuple(tuple(int(n) for n in g) for g in grids)
+        self.grids: tuple[tuple[int, int, int], ...] = tuple(
+            (int(g[0]), int(g[1]), int(g[2])) for g in grids
+        )
         self.video_lengths = tuple(t * h * w for t, h, w in self.grids)
         lengths = [a + b for a, b in zip(self.text_lengths, self.video_lengths)]
         self.seq_lengths = tuple(lengths)
@@ -157,6 +159,7 @@ class PackedAttend:
             max_len,
             scale=1.0 / math.sqrt(q.shape[-1]),
         )
+        assert isinstance(out, Tensor)  # no return_lse
         return rearrange(out, "s h d -> 1 h s d")
 
 
@@ -284,7 +287,7 @@ def packed_forward(
         rope = (torch.cat(cos_parts), torch.cat(sin_parts))  # [S, d] each
 
     attend = PackedAttend(layout, _resolve_mode(attention_mode, x), attention_backend)
-    for block in model.transformer_blocks:
+    for block in model.blocks():
         if model.gradient_checkpointing and torch.is_grad_enabled():
             x = checkpoint(_block, block, x, temb, layout, rope, attend, use_reentrant=False)
         else:

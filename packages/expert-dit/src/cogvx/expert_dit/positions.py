@@ -214,7 +214,8 @@ def rope_positions(
     """Axis positions ``(t, h, w)`` (float32) of a token grid ``(frames, height, width)``."""
     grid = parse_rope_grid(grid)
     if grid is RopeGrid.SLICE:
-        return tuple(torch.arange(n, dtype=torch.float32) for n in (frames, height, width))
+        t, h, w = (torch.arange(n, dtype=torch.float32) for n in (frames, height, width))
+        return t, h, w
     base_w = config.sample_width // config.patch_size
     base_h = config.sample_height // config.patch_size
     (top, left), (bottom, right) = resize_crop_region((height, width), base_w, base_h)

@@ -50,8 +50,11 @@ PredictionType = Literal["epsilon", "sample", "v_prediction"]
 TimestepSpacing = Literal["linspace", "leading", "trailing"]
 
 # The reference class names in scheduler_config.json and the sampler each one runs.
-_CLASS_NAMES: dict[str, str] = {"ddim": "CogVideoXDDIMScheduler", "dpm": "CogVideoXDPMScheduler"}
-_SAMPLER_OF_CLASS: dict[str, str] = {v: k for k, v in _CLASS_NAMES.items()}
+_CLASS_NAMES: dict[SamplerName, str] = {
+    "ddim": "CogVideoXDDIMScheduler",
+    "dpm": "CogVideoXDPMScheduler",
+}
+_SAMPLER_OF_CLASS: dict[str, SamplerName] = {v: k for k, v in _CLASS_NAMES.items()}
 
 # The reference constructor defaults (identical for both classes, whatever the DPM docstring says).
 # A scheduler_config.json that omits a key means "the class default".

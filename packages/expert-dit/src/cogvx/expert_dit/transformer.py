@@ -26,7 +26,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -130,13 +130,16 @@ class PatchEmbed(nn.Module):
     The 5B-I2V learned table is the persistent buffer ``pos_embedding [1, L_text + N, D]``.
     """
 
+    proj: nn.Conv2d | nn.Linear
+    pos_embedding: Tensor
+
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
         self.patch_size = config.patch_size
         self.patch_t = config.patch_t
         dim = config.inner_dim
         if config.patch_size_t is None:
-            self.proj: nn.Module = nn.Conv2d(
+            self.proj = nn.Conv2d(
                 config.in_channels,
                 dim,
                 config.patch_size,
@@ -482,8 +485,12 @@ class ExpertDiT(nn.Module):
         self._positions = PositionCache(position_cache_size)
         self._zero_init_modulation()
 
+    def blocks(self) -> list[ExpertBlock]:
+        """The transformer blocks, in order (typed view of ``transformer_blocks``)."""
+        return [cast(ExpertBlock, block) for block in self.transformer_blocks]
+
     def _zero_init_modulation(self) -> None:
-        for block in self.transformer_blocks:
+        for block in self.blocks():
             for norm in (block.norm1, block.norm2):
                 if norm.linear.weight.device.type != "meta":
                     nn.init.zeros_(norm.linear.weight)
@@ -537,7 +544,7 @@ class ExpertDiT(nn.Module):
             freq_shift=config.freq_shift,
         )
         temb = self.time_embedding(t_emb.to(self.dtype))
-        if self.ofs_embedding is not None and ofs is not None:
+        if self.ofs_embedding is not None and ofs is not None and config.ofs_embed_dim:
             ofs_emb = timestep_sinusoid(
                 ofs,
                 config.ofs_embed_dim,

@@ -19,6 +19,10 @@ so the kernel only accumulates ``P`` and ``Q`` per chunk of rows (see :mod:`.row
 host sums the chunks and forms the [B, D] / [D] gradients. One launch forward, one backward.
 """
 
+# Triton's `kernel[grid](...)` launch takes the kernel's parameters plus launch options
+# (num_warps, ...), which static type checkers cannot see.
+# pyright: reportCallIssue=false
+
 from __future__ import annotations
 
 import torch

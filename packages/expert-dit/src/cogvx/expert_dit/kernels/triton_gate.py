@@ -10,6 +10,10 @@ modality's ``gate [D]`` of that sample::
 ``sum dout * y`` per chunk of rows (see :mod:`.rowchunks`); the host sums text and video chunks.
 """
 
+# Triton's `kernel[grid](...)` launch takes the kernel's parameters plus launch options
+# (num_warps, ...), which static type checkers cannot see.
+# pyright: reportCallIssue=false
+
 from __future__ import annotations
 
 import torch

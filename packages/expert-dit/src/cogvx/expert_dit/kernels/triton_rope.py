@@ -14,6 +14,10 @@ both q and k, loading the cos/sin block once for the two. The same kernel runs f
 backward (``BACKWARD`` constant).
 """
 
+# Triton's `kernel[grid](...)` launch takes the kernel's parameters plus launch options
+# (num_warps, ...), which static type checkers cannot see.
+# pyright: reportCallIssue=false
+
 from __future__ import annotations
 
 import torch
