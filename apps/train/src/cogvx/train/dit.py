@@ -18,7 +18,7 @@ scripts):
   for validation by option.
 * **image-to-video** for I2V variants (``in_channels = 2 x out_channels``): the first pixel
   frame gets noise ``sigma = exp(N(-3, 0.5))`` (one sigma per batch, as the diffusers I2V
-  trainer), is VAE-encoded (``sample() * scaling_factor``), padded with zero latents to the
+  trainer), is clamped to [-1, 1] and VAE-encoded (``sample() * scaling_factor``), padded with zero latents to the
   clip's length and concatenated on channels after the noisy latents (``[noisy | image]``); with
   probability 5% (one draw per batch) the image latents are all zeros.
 * **LoRA** (:mod:`cogvx.train.lora`): only the adapter trains, only the adapter is checkpointed.
@@ -223,7 +223,9 @@ class DiTModule(L.LightningModule):
                 lat = torch.zeros(t + pad, c, h, w, device=self.device)
             else:
                 eps = torch.randn(image.shape, generator=g).to(image)
-                noisy = (image + sigma * eps)[None].to(torch.float32)  # [1, 3, 1, H, W]
+                # Clamped to [-1, 1], the VAE encoder's input contract (the reference feeds the
+                # unclamped sum; docs/differences.md).
+                noisy = (image + sigma * eps).clamp(-1.0, 1.0)[None].float()  # [1, 3, 1, H, W]
                 post = vae.encode(noisy)
                 z = post.sample(generator=g).to(self.device) * float(vae.config.scaling_factor)
                 first = z[0].permute(1, 0, 2, 3)  # [1, C, h, w]
