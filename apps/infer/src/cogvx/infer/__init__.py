@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from cogvx.infer.lora import fuse_lora, load_lora, set_lora_scale, unfuse_lora, unload_lora
     from cogvx.infer.model_folder import ModelFolder, VAEInfo, resolve_model_path
     from cogvx.infer.pipelines import (
-        GenerationResult,
         ImageToVideoPipeline,
         TextToVideoPipeline,
         VideoPipelineOutput,
@@ -49,7 +48,6 @@ _EXPORTS = {
     "TASKS": "tasks",
     "Task": "tasks",
     "VideoPipelineOutput": "pipelines",
-    "GenerationResult": "pipelines",
     "ImageToVideoPipeline": "pipelines",
     "TextToVideoPipeline": "pipelines",
     "VideoToVideoPipeline": "pipelines",
@@ -70,7 +68,6 @@ _EXPORTS = {
 __all__ = [
     "TASKS",
     "FamilyDefaults",
-    "GenerationResult",
     "ImageToVideoPipeline",
     "MemoryEstimateError",
     "ModelFolder",

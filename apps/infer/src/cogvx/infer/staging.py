@@ -36,7 +36,6 @@ __all__ = [
     "Residency",
     "StageReport",
     "StageStats",
-    "current_rss",
     "peak_rss",
     "stage_peak_rss",
 ]
@@ -88,10 +87,6 @@ class Component(Generic[T]):
         if self._module is not None and residency is not Residency.RESIDENT:
             self.release()
 
-    @property
-    def loaded(self) -> bool:
-        return self._module is not None
-
     def peek(self) -> T | None:
         """The module if it is loaded now, without loading it."""
         return self._module
@@ -122,16 +117,6 @@ class Component(Generic[T]):
 
 
 # ---- memory and time ---------------------------------------------------------------------------
-
-
-def current_rss() -> int:
-    """Resident set size of this process in bytes (0 where it cannot be read)."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 # Resetting the kernel's high-water mark also resets ``ru_maxrss``; the largest mark seen before

@@ -18,7 +18,6 @@ from cogvx.infer.pipelines.base import VideoPipeline
 from cogvx.infer.pipelines.call import (
     CALLBACK_TENSOR_INPUTS,
     CallOptions,
-    GenerationResult,
     VideoPipelineOutput,
 )
 from cogvx.infer.pipelines.image_to_video import ImageToVideoPipeline
@@ -37,7 +36,6 @@ __all__ = [
     "CALLBACK_TENSOR_INPUTS",
     "PIPELINES",
     "CallOptions",
-    "GenerationResult",
     "ImageToVideoPipeline",
     "TextToVideoPipeline",
     "VAEInfo",

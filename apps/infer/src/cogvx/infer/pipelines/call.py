@@ -19,7 +19,6 @@ from cogvx.infer.staging import StageReport
 __all__ = [
     "CALLBACK_TENSOR_INPUTS",
     "CallOptions",
-    "GenerationResult",
     "Generator",
     "OutputType",
     "Request",
@@ -52,10 +51,6 @@ class VideoPipelineOutput:
 
     def to_tuple(self) -> tuple[Any]:
         return (self.frames,)
-
-
-#: The earlier name of :class:`VideoPipelineOutput`.
-GenerationResult = VideoPipelineOutput
 
 
 class CallOptions(TypedDict, total=False):
