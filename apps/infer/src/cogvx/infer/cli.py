@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cogvx.cli.usage import ArgumentParser, UsageError, float_arg, int_arg
+from cogvx.infer.tasks import TASKS
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -37,7 +38,7 @@ __all__ = ["compose_config", "main"]
 CONFIG_MODULE = "cogvx.infer.conf"
 CONFIG_NAME = "generate"
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.]*(@[\w.]+)?=")
-TASK_CHOICES = ("t2v", "i2v", "v2v")
+TASK_CHOICES = tuple(TASKS)  # the one task table (pure Python: no torch on the --help path)
 PRESETS = ("cogvideox_2b", "cogvideox_5b", "cogvideox1_5_5b")
 
 # flag dest -> config key

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cogvx.cli.usage import UsageError
+from cogvx.infer.tasks import TASKS
 
 __all__ = [
     "BatchSettings",
@@ -120,7 +121,7 @@ def register_configs() -> None:
 
 # key -> (check, what is valid); None always passes (it means "the default")
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "pipeline.task": ("t2v", "i2v", "v2v"),
+    "pipeline.task": tuple(TASKS),
     "pipeline.sampler": ("ddim", "dpm"),
     "pipeline.dtype": ("auto", "fp32", "bf16", "fp16"),
     "pipeline.residency": ("resident", "offload", "staged"),
