@@ -16,9 +16,10 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a check needs it: the CLI reads folders without it
+    import torch
 
 __all__ = [
     "OUTPUT_TYPES",
@@ -365,6 +366,8 @@ def check_callback(
 
 def check_latents(latents: Any, expected: tuple[int, ...], what: str) -> None:
     """Given latents: a finite tensor of exactly the request's shape."""
+    import torch
+
     if latents is None:
         return
     if not isinstance(latents, torch.Tensor):
@@ -383,6 +386,8 @@ def check_embeds(
     name: str, embeds: Any, *, width: int, like: Any = None, length: int | None = None
 ) -> None:
     """Text embeddings ``[B, L, width]`` (the shape of ``like`` when given), finite."""
+    import torch
+
     if embeds is None:
         return
     if not isinstance(embeds, torch.Tensor):
@@ -404,6 +409,8 @@ def check_embeds(
 
 def check_generator(generator: Any, batch: int) -> None:
     """None, a ``torch.Generator``, or one per video."""
+    import torch
+
     if generator is None or isinstance(generator, torch.Generator):
         return
     if isinstance(generator, (list, tuple)) and all(
@@ -426,6 +433,8 @@ def check_generator(generator: Any, batch: int) -> None:
 
 def check_device(device: Any) -> torch.device:
     """A torch device that exists here (None: the CPU)."""
+    import torch
+
     if device is None:
         return torch.device("cpu")
     try:
