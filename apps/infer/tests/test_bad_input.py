@@ -425,3 +425,34 @@ def test_bad_pipeline_method_arguments(staged, tmp_path):
     with pytest.raises(FileNotFoundError, match="LoRA weights not found"):
         pipe.load_lora_weights(tmp_path / "missing")
     assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_image_modes_are_converted_by_bit_depth_not_clipped():
+    from cogvx.infer.pipelines.processing import image_to_unit
+
+    sixteen = Image.fromarray(np.full((16, 32), 32768, dtype=np.uint16))  # mode I;16
+    assert sixteen.mode.startswith("I")
+    x = image_to_unit(sixteen, 16, 32)
+    assert x.shape == (3, 16, 32) and abs(float(x.mean()) - 32768 / 65535) < 1e-4  # not white
+    half = image_to_unit(Image.fromarray(np.full((16, 32, 3), 128, np.uint8)).convert("P"), 16, 32)
+    assert abs(float(half.mean()) - 128 / 255) < 2 / 255  # palette -> RGB
+    la = Image.fromarray(np.full((16, 32, 2), 64, np.uint8), mode="LA")
+    assert abs(float(image_to_unit(la, 16, 32).mean()) - 64 / 255) < 1e-6
+    cmyk = Image.new("CMYK", (32, 16), (0, 0, 0, 0))  # no ink: white
+    assert float(image_to_unit(cmyk, 16, 32).min()) == 1.0
+    stored = np.zeros((32, 16, 3), np.uint8)  # stored portrait: top half white
+    stored[:16] = 255
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees clockwise to display
+    shown = image_to_unit(Image.open(_saved_jpeg(Image.fromarray(stored), exif)), 16, 32)
+    # displayed landscape: the white half is on the right (not squashed into the top rows)
+    assert float(shown[:, :, 20:].mean()) > 0.9 and float(shown[:, :, :12].mean()) < 0.1
+
+
+def _saved_jpeg(image, exif):
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif)
+    buf.seek(0)
+    return buf
