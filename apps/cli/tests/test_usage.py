@@ -136,6 +136,9 @@ def test_multirun_runs_one_job_per_combination(tmp_path):
         seen.append((cfg.optim.lr, HydraConfig.get().runtime.output_dir))
         return cfg.optim.lr * 2
 
+    import logging
+
+    root_handlers = logging.getLogger().handlers[:]
     sweep = tmp_path / "sweep"
     results = multirun(
         "cogvx.cli",
@@ -149,3 +152,4 @@ def test_multirun_runs_one_job_per_combination(tmp_path):
     assert [lr for lr, _ in seen] == [0.1, 0.2, 0.3]
     for i, (_, out) in enumerate(seen):
         assert out == str(sweep / str(i)) and (sweep / str(i) / ".hydra" / "config.yaml").is_file()
+    assert logging.getLogger().handlers == root_handlers  # Hydra's job logging is undone

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -201,6 +202,35 @@ def compose(
     return cfg
 
 
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """Hydra configures the process's logging for its jobs (``hydra/job_logging``); put the root
+    logger back afterwards so an embedding program (or a test) keeps its own handlers and its
+    later log lines do not go to streams Hydra captured."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    disabled = {
+        name: lg.disabled
+        for name, lg in logging.Logger.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    try:
+        yield
+    finally:
+        for h in root.handlers[:]:
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        for h in handlers:
+            if h not in root.handlers:
+                root.addHandler(h)
+        root.setLevel(level)
+        for name, flag in disabled.items():
+            logger = logging.Logger.manager.loggerDict.get(name)
+            if isinstance(logger, logging.Logger):
+                logger.disabled = flag
+
+
 def sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
     """The per-job override lists of a sweep, in Hydra's basic-sweeper order (cartesian product)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -234,7 +264,7 @@ def multirun(
         _check(cfg, schema, overrides)
         return task_function(cfg)
 
-    with _initialized(config_module, job_name, schema, schema_name) as gh:
+    with _initialized(config_module, job_name, schema, schema_name) as gh, _logging_restored():
         assert gh.hydra is not None
         try:
             results = gh.hydra.multirun(
