@@ -263,29 +263,3 @@ def test_atomic_write_temp_name_keeps_suffix_and_parents(tmp_path):
         tmp.write_bytes(b"x")
     assert target.read_bytes() == b"x"
     assert sorted(p.name for p in target.parent.iterdir()) == ["clip.mp4"]
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("fp32", torch.float32),
-        ("BF16", torch.bfloat16),
-        ("float16", torch.float16),
-        (torch.bfloat16, torch.bfloat16),
-    ],
-)
-def test_parse_dtype(value, expected):
-    from cogvx.modelio import dtype_name, parse_dtype
-
-    assert parse_dtype(value) == expected
-    assert parse_dtype(dtype_name(expected)) == expected
-
-
-@pytest.mark.parametrize("value", ["int8", "", None, "auto", torch.int64, 16])
-def test_parse_dtype_refuses(value):
-    from cogvx.modelio import parse_dtype
-
-    with pytest.raises(ValueError, match=r"^--dtype="):
-        parse_dtype(value, parameter="--dtype")
-    if value in (None, "auto"):
-        assert parse_dtype(value, allow_auto=True) is None
