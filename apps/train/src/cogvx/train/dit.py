@@ -178,6 +178,7 @@ class DiTModule(L.LightningModule):
         self.attention_mode = attention_mode
         self.seed = int(seed)
         self._validation_stack: contextlib.ExitStack | None = None
+        self.last_timesteps: Tensor | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -305,6 +306,7 @@ class DiTModule(L.LightningModule):
             self.log("train/loss", float("nan"), on_step=True, on_epoch=False, batch_size=1)
             return loss  # type: ignore[return-value]
         loss, per_sample, t = self.packed_loss(batch, generator=g, rank=rank, world_size=world)
+        self.last_timesteps = t  # what this rank drew this step (read by callbacks and tests)
         n = per_sample.shape[0]
         self.log(
             "train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n
