@@ -1,6 +1,6 @@
 """End-to-end text-to-video time and peak RSS: cogvx.infer vs diffusers' CogVideoXPipeline on CPU.
 
-Both sides open the same reduced random model folder (written by diffusers; RoPE transformer,
+Both sides open the same reduced random model folder (cogvx.testing, written by diffusers; RoPE transformer,
 T5 encoder, VAE, DPM sampler), run the same call (prompt, seed, size, steps, guidance) and each
 run happens in a fresh process so ``ru_maxrss`` is that run's peak. Repeats are interleaved
 (ref, ours, ours-staged, ref, ...) so background load from other work hits every side alike.
@@ -25,11 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "infer.md"
-CORPUS = [
-    "a panda plays a small guitar in a bamboo forest",
-    "sunlight filters through the tall trees onto a quiet river",
-] * 20
-
+ROOT = Path("/tmp/cogvx_infer_bench")
 
 SIZES = {
     # name: (T5 d_model, d_ff, layers, heads; transformer heads, layers)
@@ -38,88 +34,50 @@ SIZES = {
 }
 
 
-def build_folder(folder: Path, size: str) -> None:
-    """A reduced CogVideoX-5B-like folder: every part is smaller but real-shaped."""
-    import io
+def default_folder(size: str) -> Path:
+    return ROOT / "diffusers" / f"model_{size}"
 
-    import sentencepiece as spm
-    import torch
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDPMScheduler,
-        CogVideoXPipeline,
-        CogVideoXTransformer3DModel,
-    )
-    from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
-    torch.manual_seed(0)
-    tok_dir = folder.parent / (folder.name + "_tok")
-    tok_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS),
-        model_writer=buf,
-        vocab_size=60,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        pad_piece="<pad>",
-        eos_piece="</s>",
-        unk_piece="<unk>",
-        hard_vocab_limit=False,
-        minloglevel=2,
-    )
-    (tok_dir / "spiece.model").write_bytes(buf.getvalue())
-    tokenizer = T5Tokenizer.from_pretrained(tok_dir)
+def build_folder(size: str) -> Path:
+    """A reduced CogVideoX-5B-like folder (cogvx.testing's builder, written by diffusers): every part
+    is smaller but real-shaped; the libraries' own initialisation."""
+    from cogvx.testing import TinySpec, build_model_folder
+
     d_model, d_ff, t5_layers, t5_heads, heads, layers = SIZES[size]
-    t5 = T5EncoderModel(
-        T5Config(
+    spec = TinySpec(
+        f"model_{size}",
+        rope=True,
+        sampler="dpm",
+        snr_shift=1.0,
+        randomize=False,
+        transformer_overrides=dict(
+            num_attention_heads=heads,
+            attention_head_dim=64,
+            time_embed_dim=512,
+            num_layers=layers,
+            sample_width=12,
+            sample_height=8,
+            sample_frames=13,
+            max_text_seq_length=64,
+        ),
+        vae_overrides=dict(
+            block_out_channels=(16, 32, 32, 64),
+            latent_channels=16,
+            norm_num_groups=8,
+            scaling_factor=0.7,
+        ),
+        t5_overrides=dict(
             vocab_size=32128,
             d_model=d_model,
             d_kv=64,
             d_ff=d_ff,
             num_layers=t5_layers,
             num_heads=t5_heads,
-            feed_forward_proj="gated-gelu",
-        )
+            relative_attention_num_buckets=32,
+            relative_attention_max_distance=128,
+        ),
     )
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=heads,
-        attention_head_dim=64,
-        in_channels=16,
-        out_channels=16,
-        time_embed_dim=512,
-        text_embed_dim=d_model,
-        num_layers=layers,
-        sample_width=12,
-        sample_height=8,
-        sample_frames=13,
-        patch_size=2,
-        temporal_compression_ratio=4,
-        max_text_seq_length=64,
-        use_rotary_positional_embeddings=True,
-    )
-    vae = AutoencoderKLCogVideoX(
-        block_out_channels=(16, 32, 32, 64),
-        latent_channels=16,
-        layers_per_block=1,
-        norm_num_groups=8,
-        temporal_compression_ratio=4,
-        scaling_factor=0.7,
-    )
-    scheduler = CogVideoXDPMScheduler(
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        prediction_type="v_prediction",
-        rescale_betas_zero_snr=True,
-        timestep_spacing="trailing",
-        snr_shift_scale=1.0,
-    )
-    CogVideoXPipeline(
-        tokenizer=tokenizer, text_encoder=t5, vae=vae, transformer=transformer, scheduler=scheduler
-    ).save_pretrained(folder)
+    return build_model_folder(ROOT, spec, writer="diffusers")
 
 
 def child(side: str, folder: str, steps: int, frames: int, height: int, width: int) -> None:
@@ -150,12 +108,12 @@ def child(side: str, folder: str, steps: int, frames: int, height: int, width: i
         residency = "staged" if side == "ours-staged" else "resident"
         pipe = TextToVideoPipeline.from_pretrained(folder, residency=residency)
         t1 = time.perf_counter()
-        frames_out = pipe(**kw, generator=torch.Generator().manual_seed(0), progress=False)
+        frames_out = pipe(**kw, generator=torch.Generator().manual_seed(0), progress=False).frames
     t2 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if side != "ref":
-        # Our per-stage report resets the kernel's high-water mark (and with it ru_maxrss); the
-        # lifetime peak is kept by cogvx.infer.staging.peak_rss.
+        # With per-stage probing on (pipe.probe_memory) the kernel's high-water mark (and with it
+        # ru_maxrss) is reset per stage; cogvx.infer.staging.peak_rss keeps the lifetime peak.
         from cogvx.infer.staging import peak_rss
 
         peak = max(peak, peak_rss())
@@ -183,16 +141,14 @@ def main() -> None:
     if a.child:
         child(
             a.child,
-            a.folder or f"/tmp/cogvx_infer_bench/model_{a.size}",
+            a.folder or str(default_folder(a.size)),
             a.steps,
             a.frames,
             a.height,
             a.width,
         )
         return
-    folder = Path(a.folder or f"/tmp/cogvx_infer_bench/model_{a.size}")
-    if not (folder / "model_index.json").is_file():
-        build_folder(folder, a.size)
+    folder = Path(a.folder) if a.folder else build_folder(a.size)
     sides = ["ref", "ours", "ours-staged"]
     runs: dict[str, list[dict]] = {s: [] for s in sides}
     loads = []
@@ -253,7 +209,7 @@ def write_results(a, runs, loads) -> None:
         return min(values) if key.endswith("_s") else statistics.median(values)
 
     ref_gen, ref_rss = med("ref", "gen_s"), med("ref", "peak_rss")
-    folder = Path(a.folder or f"/tmp/cogvx_infer_bench/model_{a.size}")
+    folder = Path(a.folder) if a.folder else default_folder(a.size)
     counts = params(folder)
     d_model, _, t5_layers, _, heads, layers = SIZES[a.size]
     lines = [

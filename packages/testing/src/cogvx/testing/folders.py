@@ -84,6 +84,8 @@ class TinySpec:
     ``rope``: 3D RoPE (the 5B family) instead of 3D sin-cos (2B); ``v15``: CogVideoX 1.5
     (``patch_size_t=2``, no patch bias, ofs embedding for I2V, inverted image-latent scale);
     ``learned_positions``: the 5B-I2V learned position table. ``name`` is the folder name.
+    ``*_overrides`` change config keys of the transformer, the VAE or the T5 encoder (e.g. larger
+    models for benchmarks); ``text_embed_dim`` follows the T5 ``d_model``.
     """
 
     name: str
@@ -95,6 +97,9 @@ class TinySpec:
     tokenizer: TokenizerKind = "spiece"
     snr_shift: float = 3.0
     transformer_overrides: dict[str, Any] = field(default_factory=dict)
+    vae_overrides: dict[str, Any] = field(default_factory=dict)
+    t5_overrides: dict[str, Any] = field(default_factory=dict)
+    randomize: bool = True  # perturb every parameter (False: the libraries' own initialisation)
 
     def __post_init__(self) -> None:
         if self.task not in PIPELINE_CLASS_NAMES:
@@ -106,14 +111,14 @@ class TinySpec:
 def transformer_kwargs(spec: TinySpec) -> dict[str, Any]:
     """The transformer's ``config.json`` keys (diffusers names) for ``spec``: 2 layers, 2 heads x 16,
     latents 4 x 6 at 9 frames (1.5: 17)."""
-    latent = VAE_KWARGS["latent_channels"]
+    latent = vae_kwargs(spec)["latent_channels"]
     kw: dict[str, Any] = dict(
         num_attention_heads=2,
         attention_head_dim=16,
         in_channels=latent,
         out_channels=latent,
         time_embed_dim=8,
-        text_embed_dim=T5_KWARGS["d_model"],
+        text_embed_dim={**T5_KWARGS, **spec.t5_overrides}["d_model"],
         num_layers=2,
         sample_width=6,
         sample_height=4,
@@ -145,6 +150,7 @@ def vae_kwargs(spec: TinySpec) -> dict[str, Any]:
     kw = dict(VAE_KWARGS)
     if spec.v15:
         kw.update(invert_scale_latents=True, scaling_factor=0.7)
+    kw.update(spec.vae_overrides)
     return kw
 
 
@@ -162,6 +168,11 @@ def _scheduler_kwargs(spec: TinySpec) -> dict[str, Any]:
     )
 
 
+def _perturb(spec: TinySpec, module: torch.nn.Module, seed: int) -> None:
+    if spec.randomize:
+        randomize(module, seed)
+
+
 def randomize(module: torch.nn.Module, seed: int) -> None:
     """Perturb every parameter: 1-D weights (norm scales) to ``1 + 0.1 N``, the rest by ``0.05 N``."""
     g = torch.Generator().manual_seed(seed)
@@ -174,11 +185,11 @@ def randomize(module: torch.nn.Module, seed: int) -> None:
                 p.add_(0.05 * noise)
 
 
-def _t5_encoder() -> torch.nn.Module:
+def _t5_encoder(spec: TinySpec) -> torch.nn.Module:
     from transformers import T5Config, T5EncoderModel
 
-    t5 = T5EncoderModel(T5Config(**T5_KWARGS))
-    randomize(t5, 3)
+    t5 = T5EncoderModel(T5Config(**{**T5_KWARGS, **spec.t5_overrides}))
+    _perturb(spec, t5, 3)
     return t5
 
 
@@ -190,12 +201,12 @@ def _write_cogvx(folder: Path, spec: TinySpec, tokenizer_dir: Path) -> None:
 
     torch.manual_seed(0)
     transformer = ExpertDiT(DiTConfig.from_dict(transformer_kwargs(spec)))
-    randomize(transformer, 1)
+    _perturb(spec, transformer, 1)
     transformer.save_pretrained(folder / "transformer")
     vae = CausalVAE3D(VAEConfig.from_dict(vae_kwargs(spec)))
-    randomize(vae, 2)
+    _perturb(spec, vae, 2)
     vae.save_pretrained(folder / "vae")
-    _t5_encoder().save_pretrained(folder / "text_encoder")
+    _t5_encoder(spec).save_pretrained(folder / "text_encoder")
     SchedulerConfig(sampler=spec.sampler, **_scheduler_kwargs(spec)).save_pretrained(
         folder / "scheduler"
     )
@@ -221,9 +232,9 @@ def _write_diffusers(folder: Path, spec: TinySpec, tokenizer_dir: Path) -> None:
 
     torch.manual_seed(0)
     transformer = diffusers.CogVideoXTransformer3DModel(**transformer_kwargs(spec))
-    randomize(transformer, 1)
+    _perturb(spec, transformer, 1)
     vae = diffusers.AutoencoderKLCogVideoX(**vae_kwargs(spec))
-    randomize(vae, 2)
+    _perturb(spec, vae, 2)
     scheduler_cls = (
         diffusers.CogVideoXDDIMScheduler
         if spec.sampler == "ddim"
@@ -232,7 +243,7 @@ def _write_diffusers(folder: Path, spec: TinySpec, tokenizer_dir: Path) -> None:
     pipe_cls = getattr(diffusers, PIPELINE_CLASS_NAMES[spec.task])
     pipe = pipe_cls(
         tokenizer=T5Tokenizer.from_pretrained(tokenizer_dir),
-        text_encoder=_t5_encoder(),
+        text_encoder=_t5_encoder(spec),
         vae=vae,
         transformer=transformer,
         scheduler=scheduler_cls(**_scheduler_kwargs(spec)),
