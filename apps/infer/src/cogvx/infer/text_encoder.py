@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5EncoderModel, T5Tokenizer
-from transformers.utils import logging as hf_logging
+
+if TYPE_CHECKING:  # transformers is imported when a tokenizer or encoder is loaded (start-up time)
+    from transformers import PreTrainedTokenizerBase, T5EncoderModel
 
 __all__ = ["T5TextEncoder", "load_tokenizer"]
 
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 def load_tokenizer(folder: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
     """Load a tokenizer folder: ``tokenizer_config.json`` (any class), else a T5 tokenizer from
     ``tokenizer.json`` (tokenizers library) or ``spiece.model`` (sentencepiece)."""
+    from transformers import AutoTokenizer, T5Tokenizer
+
     path = Path(folder)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer folder not found: {path}")
@@ -55,6 +59,9 @@ class T5TextEncoder:
         """Load the tokenizer and the encoder weights (``dtype`` None keeps the stored dtype)."""
         if not Path(encoder_folder).is_dir():
             raise FileNotFoundError(f"text encoder folder not found: {encoder_folder}")
+        from transformers import T5EncoderModel
+        from transformers.utils import logging as hf_logging
+
         tokenizer = load_tokenizer(tokenizer_folder)
         # transformers draws a "Loading weights" bar per load; one per stage (staged runs) is noise.
         was_enabled = hf_logging.is_progress_bar_enabled()
