@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Lightning adds a StreamHandler bound to the sys.stderr of the moment it is first imported; import
+# it at collection time, not inside a test whose captured stderr is closed afterwards.
+import lightning  # noqa: F401
 import numpy as np
 import pytest
 from hydra.utils import instantiate

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Lightning adds a StreamHandler bound to the sys.stderr of the moment it is first imported; import
+# it at collection time, not inside a test whose captured stderr is closed afterwards.
+import lightning  # noqa: F401
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

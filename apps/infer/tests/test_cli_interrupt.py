@@ -13,6 +13,10 @@ import threading
 import time
 from pathlib import Path
 
+# Lightning adds a StreamHandler bound to the sys.stderr of the moment it is first imported; import
+# it at collection time, not inside a test whose captured stderr is closed afterwards.
+import lightning  # noqa: F401
+
 from cogvx.infer.cli import main
 
 T2V = dict(name="t2v-rope-dpm", rope=True, sampler="dpm", tokenizer="json", snr_shift=1.0)
