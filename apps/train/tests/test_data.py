@@ -197,18 +197,40 @@ def trainer(**kw) -> L.Trainer:
     )
 
 
-def test_t2v_fit_from_a_manifest_from_scratch(clips, tiny_t2v_folder):
+def test_t2v_fit_from_a_manifest_from_scratch_exports_a_model_folder(
+    clips, tiny_t2v_folder, tmp_path
+):
     import json
 
-    from cogvx.expert_dit import DiTConfig
+    from cogvx.expert_dit import DiTConfig, ExpertDiT
+    from cogvx.infer import TextToVideoPipeline
 
     cfg = DiTConfig.from_dict(json.loads((tiny_t2v_folder / "transformer/config.json").read_text()))
-    module = DiTModule(transformer=cfg)
-    tr = trainer(max_steps=3)
+    module = DiTModule(transformer=cfg, export=True)
+    tr = trainer(max_steps=3, default_root_dir=str(tmp_path / "run"))
     tr.fit(module, datamodule(clips(4), tiny_t2v_folder))
-    assert tr.global_step == 3
-    assert torch.isfinite(tr.logged_metrics["train/loss"])
-    assert tr.logged_metrics["train/real_tokens"] > 0
+    metrics = tr.logged_metrics
+    assert tr.global_step == 3 and torch.isfinite(metrics["train/loss"])
+    assert metrics["train/real_tokens"] > 0
+    assert {f"train/loss_bucket_{k}" for k in range(10)} <= set(metrics)
+
+    out = tmp_path / "run" / "model"
+    assert json.loads((out / "model_index.json").read_text())["_class_name"] == "CogVideoXPipeline"
+    exported = ExpertDiT.from_pretrained(out / "transformer")
+    for k, v in module.dit.state_dict().items():
+        assert torch.equal(exported.state_dict()[k], v), k
+    pipe = TextToVideoPipeline.from_pretrained(out)
+    video = pipe(
+        prompt="a red car drives",
+        height=32,
+        width=48,
+        num_frames=9,
+        num_inference_steps=2,
+        max_sequence_length=12,
+        output_type="pt",
+        progress=False,
+    )
+    assert torch.isfinite(video.frames).all()
 
 
 def test_i2v_fast_dev_run(clips, tiny_i2v_folder):

@@ -140,7 +140,11 @@ def build_catalog(
         if not root.is_dir():
             raise FileNotFoundError(f"data.video_folder={source!r}: no such folder")
         files = sorted(
-            p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
+            p
+            for p in root.rglob("*")
+            if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
+            and not p.name.startswith(".")  # temporary / partial outputs of atomic writers
+            and ".partial" not in p.name
         )
         for path in files:
             sidecar = path.with_suffix(".txt")
@@ -655,6 +659,8 @@ class VideoDataModule(L.LightningDataModule):
                 self.geometry, self._uncond, with_image=self.image_conditioning
             ),
             num_workers=self.num_workers,
+            # Its own generator: the loader's base seed never comes from the global RNG.
+            generator=torch.Generator().manual_seed(self.seed),
             persistent_workers=False,
         )
 

@@ -96,6 +96,9 @@ class DiTModule(L.LightningModule):
         image_noise_mean, image_noise_std, image_dropout: I2V first-frame augmentation.
         attention_mode: ``cogvx.expert_dit.PackedAttention`` (auto, mask, split, varlen).
         seed: model init and per-step randomness.
+        export: at the end of training (rank 0, not ``fast_dev_run``) write the complete model
+            folder ``<trainer.default_root_dir>/model`` (:func:`cogvx.train.export_model_folder`,
+            frozen components from the trainer's :class:`~cogvx.train.VideoDataModule`).
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class DiTModule(L.LightningModule):
         image_dropout: float = 0.05,
         attention_mode: str = "auto",
         seed: int = 0,
+        export: bool = False,
     ) -> None:
         super().__init__()
         if (transformer is None) == (model_folder is None):
@@ -179,6 +183,7 @@ class DiTModule(L.LightningModule):
         self.seed = int(seed)
         self._validation_stack: contextlib.ExitStack | None = None
         self.last_timesteps: Tensor | None = None
+        self.export = bool(export)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -311,15 +316,17 @@ class DiTModule(L.LightningModule):
         self.log(
             "train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n
         )
-        buckets = (t * NUM_LOSS_BUCKETS // self.timesteps.num_timesteps).tolist()
-        for b in sorted(set(buckets)):
-            sel = [i for i, x in enumerate(buckets) if x == b]
+        # All 10 buckets every step (NaN where no sample fell), so no logger repeats a stale value.
+        buckets = t.to(per_sample.device) * NUM_LOSS_BUCKETS // self.timesteps.num_timesteps
+        for k in range(NUM_LOSS_BUCKETS):
+            sel = per_sample.detach()[buckets == k]
+            value = sel.mean() if sel.numel() else torch.tensor(float("nan"))
             self.log(
-                f"train/loss_bucket_{b}",
-                per_sample.detach()[sel].mean(),
+                f"train/loss_bucket_{k}",
+                value,
                 on_step=True,
                 on_epoch=False,
-                batch_size=len(sel),
+                batch_size=max(1, sel.numel()),
             )
         self.log(
             "train/real_tokens",
@@ -415,6 +422,48 @@ class DiTModule(L.LightningModule):
             self.ema.load_state_dict(checkpoint["ema"])
 
     # ------------------------------------------------------------------ export
+    def on_train_end(self) -> None:
+        trainer = self.trainer
+        if not self.export or trainer.fast_dev_run or not trainer.is_global_zero:
+            return
+        folders = getattr(trainer.datamodule, "folders", None)
+        if folders is None:
+            raise ValueError(
+                "model.export=True needs the frozen components' folders: train with a "
+                "cogvx.train.VideoDataModule"
+            )
+        kw = {f"{k}_folder": v for k, v in folders.items()}
+        self.export_model_folder(Path(trainer.default_root_dir) / "model", **kw)
+
+    def export_model_folder(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        vae_folder: str | os.PathLike[str],
+        text_encoder_folder: str | os.PathLike[str],
+        tokenizer_folder: str | os.PathLike[str],
+        use_ema: bool | None = None,
+        overwrite: bool = True,
+    ) -> Path:
+        """The complete diffusers-layout model folder of the trained transformer (see
+        :func:`cogvx.train.export_model_folder`); EMA weights when ``use_ema`` (default:
+        ``ema_for_validation``)."""
+        from cogvx.train.export import export_model_folder
+
+        use_ema = self.ema_for_validation if use_ema is None else use_ema
+        ema = self.ema if use_ema else None
+        ctx = ema.applied(self.dit) if ema is not None else contextlib.nullcontext()
+        with ctx:
+            return export_model_folder(
+                out,
+                self.dit,
+                vae_folder=vae_folder,
+                text_encoder_folder=text_encoder_folder,
+                tokenizer_folder=tokenizer_folder,
+                scheduler=self.scheduler_config,
+                overwrite=overwrite,
+            )
+
     def save_lora_weights(
         self, folder: str | os.PathLike[str], *, use_ema: bool | None = None
     ) -> Path:
