@@ -178,10 +178,11 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     register_schema("model", "dit", DiTModule)
     register_schema("data", "video", VideoDataModule)
-    from cogvx.train.shapes import ShapesClipDataModule, ShapesVideoDataModule
+    from cogvx.train.shapes import ShapesClipDataModule, ShapesDiTModule, ShapesVideoDataModule
     from cogvx.train.vae import ClipDataModule, VAEModule
 
     register_schema("model", "vae", VAEModule)
+    register_schema("model", "shapes_dit", ShapesDiTModule)
     register_schema("data", "shapes_clips", ShapesClipDataModule)
     register_schema("data", "shapes", ShapesVideoDataModule)
     register_schema("data", "clips", ClipDataModule)

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -48,7 +49,9 @@ from cogvx.evals.shapes import (
     training_pairs,
     vocabulary_words,
 )
+from cogvx.expert_dit import DiTConfig, SchedulerConfig
 from cogvx.train.data import VideoDataModule
+from cogvx.train.dit import DiTModule
 from cogvx.train.vae import ClipDataModule
 from cogvx.videoio import ManifestRecord, atomic_output, write_video
 
@@ -57,10 +60,13 @@ __all__ = [
     "ClipSpec",
     "ShapesClipDataModule",
     "ShapesDataConfig",
+    "ShapesDiTModule",
     "ShapesVideoDataModule",
     "build_text_encoder",
     "build_tokenizer",
+    "contact_sheet",
     "draw_clip",
+    "evaluate_adherence",
     "make_shapes_dataset",
     "sample_clip",
 ]
@@ -446,3 +452,139 @@ class ShapesVideoDataModule(VideoDataModule):
                 torch.manual_seed(self.shapes_config.seed)
                 CausalVAE3D(VAEConfig.tiny()).save_pretrained(self.root / "vae")
         super().prepare_data()
+
+
+class ShapesDiTModule(DiTModule):
+    """:class:`cogvx.train.DiTModule` trained from scratch that, when training ends, writes the
+    complete model folder ``<run dir>/model`` (``cogvx.train.export_model_folder``: the trained
+    transformer -- the EMA weights when ``ema_for_validation`` -- with the data module's frozen
+    VAE, T5 and tokenizer, and this module's scheduler). ``export=False`` skips it."""
+
+    def __init__(
+        self,
+        transformer: DiTConfig,
+        scheduler: SchedulerConfig | None = None,
+        optim: Any = None,
+        text_dropout: float = 0.1,
+        explicit_uniform: bool = True,
+        ema_decay: float | None = None,
+        ema_for_validation: bool = False,
+        attention_mode: str = "auto",
+        export: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            transformer=transformer,
+            scheduler=scheduler,
+            optim=optim,
+            text_dropout=text_dropout,
+            explicit_uniform=explicit_uniform,
+            ema_decay=ema_decay,
+            ema_for_validation=ema_for_validation,
+            attention_mode=attention_mode,
+            seed=seed,
+        )
+        self.export = export
+
+    def export_model(self, out: str | os.PathLike[str], data: VideoDataModule) -> Path:
+        """Write the model folder ``out`` from this module and ``data``'s frozen encoders."""
+        from cogvx.train.export import export_model_folder
+
+        with self.validation_weights():
+            return export_model_folder(
+                out,
+                self.dit,
+                vae_folder=data.folders["vae"],
+                text_encoder_folder=data.folders["text_encoder"],
+                tokenizer_folder=data.folders["tokenizer"],
+                scheduler=self.scheduler_config,
+                overwrite=True,
+            )
+
+    def on_train_end(self) -> None:
+        trainer = self.trainer
+        if not self.export or not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        if not isinstance(trainer.datamodule, VideoDataModule):
+            raise TypeError("ShapesDiTModule export needs a VideoDataModule (its frozen encoders)")
+        self.export_model(Path(trainer.default_root_dir) / "model", trainer.datamodule)
+
+
+# ------------------------------------------------------------------------------ adherence
+#: Sampling settings the shapes model is evaluated and shipped with (chosen before evaluating).
+SHAPES_STEPS = 25
+SHAPES_GUIDANCE = 6.0
+
+
+def evaluate_adherence(
+    model_folder: str | os.PathLike[str],
+    *,
+    prompts: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    num_inference_steps: int = SHAPES_STEPS,
+    guidance_scale: float = SHAPES_GUIDANCE,
+    progress: bool = True,
+) -> tuple[Any, list[tuple[str, int, np.ndarray]]]:
+    """Generate every prompt x seed with ``cogvx.infer``'s text-to-video pipeline and score the
+    videos with the shapes evaluator (``cogvx.evals.shapes.evaluate_shapes``).
+
+    ``prompts`` defaults to the fixed held-out set (``held_out_prompts()``). Returns the
+    ``ShapesReport`` and the videos as ``(prompt, seed, uint8 [F, H, W, 3])``.
+    """
+    import torch
+
+    from cogvx.evals.shapes import evaluate_shapes, held_out_prompts
+    from cogvx.infer import TextToVideoPipeline
+
+    texts = list(prompts) if prompts is not None else [p.text for p in held_out_prompts()]
+    pipe = TextToVideoPipeline.from_pretrained(model_folder)
+    videos: list[tuple[str, int, np.ndarray]] = []
+    jobs = [(t, s) for t in texts for s in seeds]
+    for text, seed in tqdm(jobs, desc="shapes adherence", disable=not progress):
+        out = pipe(
+            prompt=text,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            generator=torch.Generator().manual_seed(int(seed)),
+            output_type="np",
+            progress=False,
+        )
+        frames = out.frames if hasattr(out, "frames") else out
+        video = np.asarray(frames)[0]  # [F, H, W, 3] in [0, 1]
+        videos.append((text, int(seed), np.rint(np.clip(video, 0, 1) * 255).astype(np.uint8)))
+    report = evaluate_shapes((v, t) for t, _, v in videos)
+    return report, videos
+
+
+def contact_sheet(
+    videos: Sequence[tuple[str, np.ndarray]],
+    path: str | os.PathLike[str],
+    *,
+    frames: Sequence[int] = (0, 2, 4, 6, 8),
+    scale: int = 1,
+) -> Path:
+    """A PNG grid: one row per ``(caption, uint8 [F, H, W, 3])`` video, the chosen frames left to
+    right, the caption above each row."""
+    from PIL import Image, ImageDraw
+
+    if not videos:
+        raise ValueError("videos is empty: nothing to put on a contact sheet")
+    h, w = videos[0][1].shape[1:3]
+    h, w = h * scale, w * scale
+    label, gap = 12, 2
+    sheet = Image.new(
+        "RGB", (len(frames) * (w + gap) + gap, len(videos) * (h + label + gap) + gap), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    for r, (caption_text, video) in enumerate(videos):
+        y = gap + r * (h + label + gap)
+        draw.text((gap, y), caption_text, fill="black")
+        for c, f in enumerate(frames):
+            tile = Image.fromarray(video[min(f, len(video) - 1)])
+            if scale != 1:
+                tile = tile.resize((w, h), Image.NEAREST)
+            sheet.paste(tile, (gap + c * (w + gap), y + label))
+    target = Path(path)
+    with atomic_output(target) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
+    return target

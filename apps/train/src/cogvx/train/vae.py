@@ -233,6 +233,7 @@ class VAEModule(L.LightningModule):
         crop_size: int | None = None,
         export: bool = True,
         calibrate_scaling: bool = False,
+        logvar_init: float | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -258,6 +259,12 @@ class VAEModule(L.LightningModule):
                 )
         else:
             self.vae = CausalVAE3D(vae)
+            if logvar_init is not None:
+                # Start the posterior narrow (std exp(logvar_init / 2)): at the default init its
+                # std is ~1, and the sampled latents carry almost nothing for the first steps.
+                lat = self.vae.config.latent_channels
+                with torch.no_grad():
+                    self.vae.encoder.conv_out.conv.bias[lat:].fill_(float(logvar_init))
         if crop_size is not None:
             s = self.vae.config.spatial_compression
             if crop_size < s or crop_size % s:

@@ -1,0 +1,110 @@
+"""The shapes dataset generator and the shapes tokenizer / text encoder builders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cogvx.evals.shapes import (
+    HELD_OUT_PAIRS,
+    MIN_SIZE_FRACTION,
+    MIN_TRAVEL_FRACTION,
+    evaluate_shapes,
+    vocabulary_words,
+)
+from cogvx.train.shapes import (
+    ShapesDataConfig,
+    build_text_encoder,
+    build_tokenizer,
+    draw_clip,
+    make_shapes_dataset,
+    sample_clip,
+)
+from cogvx.videoio import read_manifest, read_video, resolve_path
+
+
+def test_clips_are_deterministic_and_independent_of_the_dataset_size():
+    small, large = ShapesDataConfig(num_clips=4, seed=3), ShapesDataConfig(num_clips=40, seed=3)
+    assert [sample_clip(small, i) for i in range(4)] == [sample_clip(large, i) for i in range(4)]
+    assert sample_clip(small, 0) != sample_clip(ShapesDataConfig(seed=4), 0)
+
+
+@pytest.mark.parametrize("pairs", ["train", "held_out"])
+def test_geometry_pairs_and_captions_follow_the_vocabulary(pairs):
+    cfg = ShapesDataConfig(num_clips=200, pairs=pairs, seed=1)
+    specs = [sample_clip(cfg, i) for i in range(200)]
+    for s in specs:
+        assert s.size >= MIN_SIZE_FRACTION * cfg.width
+        if s.motion != "still":
+            side = cfg.width if s.motion in ("left", "right") else cfg.height
+            assert s.travel >= MIN_TRAVEL_FRACTION * side
+        for t in (0.0, 1.0):  # the whole shape stays inside the frame over the clip
+            x, y = s.centre(t)
+            assert s.size / 2 <= x <= cfg.width - s.size / 2
+            assert s.size / 2 <= y <= cfg.height - s.size / 2
+        assert s.caption.startswith(f"a {s.color} {s.shape} ")
+    held = {(s.color, s.shape) in HELD_OUT_PAIRS for s in specs}
+    assert held == ({True} if pairs == "held_out" else {False})
+    assert {s.motion for s in specs} == {"left", "right", "up", "down", "still"}
+
+
+def test_dataset_files_manifest_and_evaluator_agree(tmp_path):
+    cfg = ShapesDataConfig(num_clips=6, seed=0)
+    manifest = make_shapes_dataset(tmp_path / "d", cfg, progress=False)
+    records = read_manifest(manifest)
+    assert len(records) == 6
+    items = []
+    for i, r in enumerate(records):
+        assert (r.frames, r.height, r.width, r.fps) == (9, 64, 64, 8.0)
+        video = read_video(resolve_path(manifest, r)).frames
+        drawn = draw_clip(sample_clip(cfg, i), 9, 64, 64)
+        # yuv444p at crf 0: the file holds the drawn frames up to the RGB/YUV rounding
+        assert np.abs(video.astype(int) - drawn.astype(int)).max() <= 2
+        assert r.extra["shapes"]["color"] in r.caption
+        items.append((video, r.caption))
+    # the evaluator reads back what each caption says (the data is what it claims to be)
+    report = evaluate_shapes(items)
+    assert report.all_accuracy == 100.0, report.markdown()
+    # a second run keeps the files and writes the same manifest; other settings are refused
+    before = manifest.read_text()
+    assert make_shapes_dataset(tmp_path / "d", cfg, progress=False).read_text() == before
+    with pytest.raises(ValueError, match="other settings"):
+        make_shapes_dataset(tmp_path / "d", ShapesDataConfig(num_clips=6, seed=1), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_clips": 0}, "num_clips=0"),
+        ({"size": (0.1, 0.2)}, "size="),
+        ({"travel": (0.2, 0.5)}, "travel="),
+        ({"pairs": "all"}, "pairs='all'"),
+        ({"size": (0.4, 0.5), "travel": (0.5, 0.9)}, "do not fit"),
+    ],
+)
+def test_bad_settings_name_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ShapesDataConfig(**kwargs)
+
+
+def test_tokenizer_has_one_token_per_caption_word_and_loads_as_t5(tmp_path):
+    from transformers import T5EncoderModel, T5Tokenizer
+
+    build_tokenizer(tmp_path / "tok", max_length=16)
+    build_text_encoder(tmp_path / "te", d_model=16, seed=0)
+    tok = T5Tokenizer.from_pretrained(tmp_path / "tok")
+    words = vocabulary_words()
+    ids = tok(" ".join(words)).input_ids
+    assert len(ids) == len(words) + 1 and ids[-1] == tok.eos_token_id  # one piece per word + </s>
+    assert tok.unk_token_id not in ids
+    assert tok("a purple circle").input_ids[1] == tok.unk_token_id
+    assert (
+        json.loads((tmp_path / "tok" / "tokenizer_config.json").read_text())["model_max_length"]
+        == 16
+    )
+    model = T5EncoderModel.from_pretrained(tmp_path / "te")
+    assert model.config.vocab_size >= len(tok)
+    out = model(tok(["a red circle rises"], return_tensors="pt").input_ids).last_hidden_state
+    assert out.shape == (1, 5, 16)

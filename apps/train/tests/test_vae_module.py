@@ -1,0 +1,139 @@
+"""VAE training: learning (+5 dB reconstruction PSNR), the GAN / perceptual path, and the export."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+
+from cogvx.train.shapes import ShapesDataConfig, draw_clip, sample_clip
+from cogvx.train.vae import (
+    ClipDataModule,
+    PatchDiscriminator3D,
+    PerceptualLoss,
+    VAEModule,
+    hinge_d_loss,
+    reconstruction_metrics,
+)
+from cogvx.vae3d import CausalVAE3D, VAEConfig
+from cogvx.videoio import frames_to_tensor
+
+TINY = VAEConfig.tiny(latent_channels=4).replace(block_out_channels=(8, 8, 8, 8), norm_num_groups=4)
+
+
+def clips(n: int = 4, frames: int = 5, size: int = 32) -> torch.Tensor:
+    cfg = ShapesDataConfig(num_clips=n, frames=frames, height=size, width=size, seed=0)
+    return torch.stack(
+        [frames_to_tensor(draw_clip(sample_clip(cfg, i), frames, size, size)) for i in range(n)]
+    )
+
+
+def trainer(steps: int, root) -> L.Trainer:
+    return L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+
+
+def mean_psnr(module: VAEModule, x: torch.Tensor) -> float:
+    rows = reconstruction_metrics(module.reconstruct(x), x)
+    return sum(r["psnr"] for r in rows) / len(rows)
+
+
+def test_vae_reconstruction_psnr_rises_by_5_db_in_80_steps(tmp_path):
+    torch.manual_seed(0)
+    x = clips()
+    data = torch.utils.data.DataLoader(list(x), batch_size=2, shuffle=True)
+    module = VAEModule(
+        vae=TINY,
+        optim=SimpleNamespace(lr=2e-3, schedule="constant"),
+        kl_weight=1e-4,
+        disc_weight=0.0,
+        logvar_init=-6.0,
+        export=False,
+    )
+    before = mean_psnr(module, x)
+    trainer(80, tmp_path).fit(module, train_dataloaders=data)
+    after = mean_psnr(module, x)
+    assert after >= before + 5.0, (before, after)
+
+
+def test_gan_and_perceptual_terms_train_both_networks(tmp_path):
+    torch.manual_seed(0)
+    x = clips(2, frames=5, size=32)
+    net = PerceptualLoss(width=0.125)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp_path / "p.safetensors")
+    module = VAEModule(
+        vae=TINY,
+        optim=SimpleNamespace(lr=1e-3),
+        perceptual_weight=0.1,
+        perceptual_weights=str(tmp_path / "p.safetensors"),
+        perceptual_width=0.125,
+        disc_weight=0.1,
+        disc_start=1,
+        disc_channels=8,
+        disc_layers=2,
+        export=False,
+    )
+    loaded = dict(module.perceptual.named_parameters())
+    assert all(torch.equal(loaded[k], v) for k, v in net.named_parameters() if k in loaded)
+    disc_before = [p.detach().clone() for p in module.discriminator.parameters()]
+    fit = trainer(3, tmp_path)
+    fit.fit(module, train_dataloaders=torch.utils.data.DataLoader(list(x), batch_size=2))
+    assert fit.global_step == 3  # VAE steps only: the discriminator's steps are not counted
+    moved = [not torch.equal(a, b) for a, b in zip(disc_before, module.discriminator.parameters())]
+    assert all(moved)  # the discriminator trained (it starts after step 1)
+    assert not any(p.requires_grad for p in module.perceptual.parameters())
+
+
+def test_hinge_loss_and_patch_discriminator_shapes():
+    d = PatchDiscriminator3D(channels=8, layers=2)
+    assert d(torch.zeros(1, 3, 5, 32, 32)).shape == (1, 1, 3, 8, 8)
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert float(hinge_d_loss(real, fake)) == pytest.approx(0.5 * (0.25 + 0.5))
+
+
+def test_export_loads_in_diffusers_and_decodes_the_same(tmp_path):
+    from diffusers import AutoencoderKLCogVideoX
+
+    torch.manual_seed(0)
+    module = VAEModule(vae=TINY.replace(scaling_factor=0.9), disc_weight=0.0, export=False)
+    folder = module.save_pretrained(tmp_path / "vae")
+    ours = CausalVAE3D.from_pretrained(folder)
+    ref = AutoencoderKLCogVideoX.from_pretrained(folder).eval()
+    assert ref.config.scaling_factor == pytest.approx(0.9)
+    x = clips(1, frames=9, size=32)
+    with torch.no_grad():
+        z = ours.encode(x).mode()
+        z_ref = ref.encode(x).latent_dist.mode()
+        assert float((z - z_ref).abs().max()) <= 1e-4
+        assert float((ours.decode(z) - ref.decode(z).sample).abs().max()) <= 1e-4
+
+
+def test_clip_data_module_and_bad_settings(tmp_path):
+    from cogvx.train.shapes import make_shapes_dataset
+
+    manifest = make_shapes_dataset(
+        tmp_path / "d", ShapesDataConfig(num_clips=3, height=32, width=32), progress=False
+    )
+    dm = ClipDataModule(str(manifest), frames=5, batch_size=2)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.shape == (2, 3, 5, 32, 32) and float(batch.min()) >= -1 and float(batch.max()) <= 1
+    with pytest.raises(ValueError, match="frames=6"):
+        ClipDataModule(str(manifest), frames=6)
+    with pytest.raises(ValueError, match="kl_weight=-1"):
+        VAEModule(vae=TINY, kl_weight=-1)
+    with pytest.raises(ValueError, match="crop_size=12"):
+        VAEModule(vae=TINY, crop_size=12)
