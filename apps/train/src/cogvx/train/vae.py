@@ -247,6 +247,10 @@ class VAEModule(L.LightningModule):
                 raise ValueError(f"{name}={value!r}: expected a finite number >= 0")
         if not 0.0 <= image_prob <= 1.0:
             raise ValueError(f"image_prob={image_prob!r}: expected a probability in [0, 1]")
+        if vae is not None and float(vae.temporal_compression_ratio).is_integer():
+            # Hydra types this float field: 4.0 in config.json breaks diffusers' latent-frame
+            # arithmetic ((F - 1) // 4.0 is a float); the released configs store the int 4.
+            vae = vae.replace(temporal_compression_ratio=int(vae.temporal_compression_ratio))
         if vae is None and vae_folder is None:
             raise ValueError(
                 "vae=None and vae_folder=None: give a VAEConfig (scratch) or a VAE folder"
