@@ -126,3 +126,20 @@ def test_sweep_checks_every_job_before_the_first(cogvx_train, tmp_path, capsys):
     assert code == 2
     assert "model.hidden=oops" in capsys.readouterr().err
     assert not sweep.exists()
+
+
+def test_train_help_imports_no_heavy_module():
+    """``cogvx train --help`` lists the experiments without importing torch, Lightning or Hydra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cogvx.cli.main import main\n"
+        "assert main(['train', '--help']) == 0\n"
+        "heavy = ('torch', 'lightning', 'peft', 'transformers', 'hydra', 'omegaconf')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage: cogvx train" in out.stdout and "tiny_dit" in out.stdout
+    assert out.stderr.strip() == "[]"

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
-
-from cogvx.cli.hydra import compose, multirun, run, sweep_jobs
 from cogvx.cli.usage import UsageError
-from cogvx.train.config import TrainConfig, check_config, register_configs
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+# Hydra, OmegaConf and the schema (which imports the module classes' signatures) are imported
+# inside the functions that use them, so ``cogvx train --help`` starts in well under a second.
 
 __all__ = ["compose_config", "main"]
 
@@ -56,6 +59,9 @@ def _options(group: str) -> list[str]:
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """Compose ``train.yaml`` with ``overrides`` and check it (:func:`cogvx.train.config.check_config`)."""
+    from cogvx.cli.hydra import compose
+    from cogvx.train.config import TrainConfig, check_config, register_configs
+
     register_configs()
     cfg = compose(
         CONFIG_MODULE,
@@ -72,6 +78,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
 def _task(cfg: DictConfig) -> int:
     from hydra.core.hydra_config import HydraConfig
 
+    from cogvx.train.config import check_config
     from cogvx.train.run import train
 
     check_config(cfg)
@@ -117,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             None,
             "unknown option (valid: -m/--multirun, key=value overrides, plot RUN_DIR)",
         )
+    from cogvx.cli.hydra import multirun, run, sweep_jobs
+    from cogvx.train.config import TrainConfig, register_configs
+
     register_configs()
     jobs = sweep_jobs(overrides) if sweep else [overrides]
     for job in jobs:  # every job composes and passes the checks before any of them runs
