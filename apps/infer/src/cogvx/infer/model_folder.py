@@ -196,7 +196,13 @@ class ModelFolder:
     def transformer_config(self) -> DiTConfig:
         from cogvx.expert_dit.config import DiTConfig
 
-        return DiTConfig.from_dict(_read_json(self.component("transformer") / "config.json"))
+        path = self.component("transformer") / "config.json"
+        try:
+            return DiTConfig.from_dict(_read_json(path))
+        except (TypeError, ValueError) as e:
+            if str(path) in str(e):
+                raise
+            raise type(e)(f"{path}: {e}") from None
 
     @cached_property
     def vae_config(self) -> dict[str, Any]:
