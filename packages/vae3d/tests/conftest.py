@@ -47,18 +47,19 @@ def tiny_config() -> VAEConfig:
 
 
 @pytest.fixture(scope="session")
-def tiny_pair(tiny_config):
-    """(ours, reference) with identical random weights, eval mode."""
+def tiny_vae(tiny_config) -> CausalVAE3D:
+    """Ours with random weights, eval mode (no diffusers needed: the floor-version smoke run)."""
     ours = CausalVAE3D(tiny_config).eval()
     _randomize_(ours)
-    ref = _reference_vae(tiny_config)
-    ref.load_state_dict(ours.state_dict(), strict=True)
-    return ours, ref
+    return ours
 
 
 @pytest.fixture(scope="session")
-def tiny_vae(tiny_pair) -> CausalVAE3D:
-    return tiny_pair[0]
+def tiny_pair(tiny_vae, tiny_config):
+    """(ours, reference) with identical random weights, eval mode."""
+    ref = _reference_vae(tiny_config)
+    ref.load_state_dict(tiny_vae.state_dict(), strict=True)
+    return tiny_vae, ref
 
 
 def _video(b: int = 1, f: int = 9, h: int = 32, w: int = 48, seed: int = 0) -> torch.Tensor:
