@@ -49,14 +49,21 @@ def test_diffusers_gives_the_same_frames():
     assert float((got - expected).abs().max()) <= 1e-4
 
 
-@pytest.mark.xfail(
+UNDER_TRAINED = pytest.mark.xfail(
     strict=True,
-    reason="the shipped model is under-trained (its VAE keeps only the background, 17.8 dB on "
-    "held-out clips): measured adherence in docs/shapes-model.md; a retrained model must pass",
+    reason="the shipped model is under-trained (VAE 20.8 dB on held-out clips; 81 of 90 held-out "
+    "videos stay still, shape 34%): measured adherence in docs/shapes-model.md; a retrained "
+    "model must pass",
 )
+
+
 @pytest.mark.parametrize(
     "prompt",
-    ["a red circle moves to the right", "a cyan triangle rises", "a magenta square stays still"],
+    [
+        pytest.param("a red circle moves to the right", marks=UNDER_TRAINED),
+        pytest.param("a cyan triangle rises", marks=UNDER_TRAINED),
+        "a magenta square stays still",
+    ],
 )
 def test_generates_the_prompted_colour_shape_and_motion(prompt):
     from cogvx.evals.shapes import score_video

@@ -14,8 +14,10 @@ from cogvx.train.vae import (
     PatchDiscriminator3D,
     PerceptualLoss,
     VAEModule,
+    foreground_weights,
     hinge_d_loss,
     reconstruction_metrics,
+    weighted_l1,
 )
 from cogvx.vae3d import CausalVAE3D, VAEConfig
 from cogvx.videoio import frames_to_tensor
@@ -137,3 +139,22 @@ def test_clip_data_module_and_bad_settings(tmp_path):
         VAEModule(vae=TINY, kl_weight=-1)
     with pytest.raises(ValueError, match="crop_size=12"):
         VAEModule(vae=TINY, crop_size=12)
+
+
+def test_foreground_weighted_l1():
+    # A plain background (the frame's median colour) weighs 1, a saturated object up to 1 + w.
+    x = clips(2, frames=5, size=32)
+    wgt = foreground_weights(x, 9.0)
+    assert wgt.shape == (2, 1, 5, 32, 32)
+    median = x[0, :, 0].reshape(3, -1).median(dim=-1).values
+    bg = (x[0, :, 0] == median[:, None, None]).all(dim=0)
+    assert bg.float().mean() > 0.5 and torch.all(wgt[0, 0, 0][bg] == 1.0)
+    assert float(wgt.max()) > 4.0 and float(wgt.max()) <= 10.0
+    # weight 0 is the plain mean; the weighted L1 of an all-background reconstruction is larger
+    # than its plain L1 (the object's error counts more) and equal for a uniform error.
+    grey = median[None, :, None, None, None].expand_as(x)
+    assert torch.equal(weighted_l1(grey, x, 0.0), (grey - x).abs().mean())
+    assert weighted_l1(grey, x, 9.0) > 2 * weighted_l1(grey, x, 0.0)
+    torch.testing.assert_close(weighted_l1(x + 0.1, x, 9.0), torch.tensor(0.1))
+    with pytest.raises(ValueError, match="foreground_weight=-1"):
+        VAEModule(vae=TINY, foreground_weight=-1)
