@@ -63,13 +63,13 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def tiny_t2v_folder(make_folder):
+def tiny_t2v_folder(make_folder):  # noqa: F811 (the fixture imported above)
     """A tiny T2V folder (RoPE transformer, 2 layers; latents 4 x 4 x 6 for 9 x 32 x 48 px)."""
     return make_folder(dict(name="train-t2v-rope", rope=True, snr_shift=1.0))
 
 
 @pytest.fixture(scope="session")
-def tiny_i2v_folder(make_folder):
+def tiny_i2v_folder(make_folder):  # noqa: F811 (the fixture imported above)
     """The I2V variant of ``tiny_t2v_folder`` (8 input channels: noisy | image)."""
     return make_folder(dict(name="train-i2v-rope", task="i2v", rope=True, snr_shift=1.0))
 
@@ -105,8 +105,15 @@ def clips(tmp_path):
             if sidecars:
                 (folder / f"clip{i}.txt").write_text(caption)
             lines.append(
-                dict(path=f"clip{i}.mp4", caption=caption, type="video", frames=frames,
-                     height=height, width=width, fps=fps)
+                dict(
+                    path=f"clip{i}.mp4",
+                    caption=caption,
+                    type="video",
+                    frames=frames,
+                    height=height,
+                    width=width,
+                    fps=fps,
+                )
             )
         if sidecars:
             return folder
