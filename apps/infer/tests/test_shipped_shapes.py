@@ -51,6 +51,7 @@ def test_diffusers_gives_the_same_frames():
 
 UNDER_TRAINED = pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # only a wrong colour/shape/motion counts, not a broken test
     reason="the shipped model is under-trained (VAE 20.8 dB on held-out clips; 81 of 90 held-out "
     "videos stay still, shape 34%): measured adherence in docs/shapes-model.md; a retrained "
     "model must pass",
