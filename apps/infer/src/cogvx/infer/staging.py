@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -178,6 +178,9 @@ class StageReport:
 
     stages: list[StageStats] = field(default_factory=list)
     probe_rss: bool = False
+    #: Per-step caching decisions of the denoising loop (a ``cogvx.expert_dit.caching.CacheReport``)
+    #: when the call used step caching or a guidance plan; None otherwise.
+    cache: Any = None
 
     @contextlib.contextmanager
     def stage(self, name: str, device: torch.device | None = None) -> Iterator[None]:
@@ -209,4 +212,6 @@ class StageReport:
                 f"{s.name:<14}{s.seconds:>9.2f}s{s.peak_rss_bytes / 2**30:>8.2f} GiB{gpu:>12}"
             )
         lines.append(f"{'total':<14}{self.total_seconds:>9.2f}s")
+        if self.cache is not None:
+            lines.append(self.cache.format())
         return "\n".join(lines)

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from tqdm.auto import tqdm
 
+from cogvx.expert_dit.caching import CacheState, GuidancePlan, StepCaching
 from cogvx.expert_dit.config import DiTConfig
 from cogvx.expert_dit.sampling import (
     GuidanceSchedule,
@@ -58,6 +59,12 @@ from cogvx.infer.pipelines.components import (
     first_param,
 )
 from cogvx.infer.pipelines.processing import postprocess, write_videos
+from cogvx.infer.pipelines.step_cache import (
+    AnyCaching,
+    cached_prediction,
+    resolve_caching,
+    resolve_guidance_plan,
+)
 from cogvx.infer.precision import check_finite, resolve_dtype
 from cogvx.infer.shapes import ShapeRules
 from cogvx.infer.staging import Component, Residency, StageReport
@@ -558,8 +565,12 @@ class VideoPipeline(LoraLoaderMixin):
         snap: bool = False,
         strict_frames: bool = True,
         progress: bool | None = None,
+        cache: AnyCaching = None,
+        guidance_plan: GuidancePlan | None = None,
     ) -> VideoPipelineOutput | tuple[Any]:
         # 1. Check every input before any work (docs/reliability.md §Python APIs).
+        caching = resolve_caching(cache)
+        plan = resolve_guidance_plan(guidance_plan)
         steps = check_int("num_inference_steps", num_inference_steps, minimum=1, optional=True)
         steps = 50 if steps is None else steps
         scale = check_float("guidance_scale", guidance_scale, minimum=0, optional=True)
@@ -691,6 +702,9 @@ class VideoPipeline(LoraLoaderMixin):
                 callback=callback,
                 callback_names=tensor_names,
                 progress=progress,
+                caching=caching,
+                guidance_plan=plan,
+                report=report,
             )
 
         # 6. Decode (dropping the 1.5 padding frame) and convert.
@@ -724,8 +738,13 @@ class VideoPipeline(LoraLoaderMixin):
         callback: Callable[..., dict[str, Any]] | None,
         callback_names: tuple[str, ...],
         progress: bool | None,
+        caching: StepCaching | None = None,
+        guidance_plan: GuidancePlan | None = None,
+        report: StageReport | None = None,
     ) -> torch.Tensor:
         transformer = self.transformer.acquire(self.device)
+        cached = caching is not None or guidance_plan is not None
+        cache_state = CacheState()
         try:
             ofs = None
             if self.transformer_config.ofs_embed_dim:
@@ -733,22 +752,54 @@ class VideoPipeline(LoraLoaderMixin):
             old_x0 = None
             steps = len(timesteps)
             for i, t in enumerate(self._bar(timesteps, desc="denoising", progress=progress)):
-                model_input = torch.cat([latents] * 2) if do_cfg else latents
-                model_input = self.transformer_input(model_input, conditioning, do_cfg)
-                timestep = t.expand(model_input.shape[0])
-                v = transformer(model_input, embeds, timestep, ofs=ofs).float()
-                check_finite(
-                    v, where=f"the transformer output at step {i} (t={int(t)})", dtype=self.dtype
-                )
-                if do_cfg:
-                    self._guidance_scale = guidance_scale_at(
-                        guidance_scale,
-                        timestep=t,
-                        step_index=i,
-                        num_inference_steps=steps,
-                        schedule=schedule,
+                if cached:  # step caching / cheaper guidance (docs/pipelines.md §Step caching)
+                    v, cache_state, self._guidance_scale = cached_prediction(
+                        transformer,
+                        latents,
+                        embeds,
+                        t,
+                        step=i,
+                        num_steps=steps,
+                        do_cfg=do_cfg,
+                        scale_at=lambda i=i, t=t: guidance_scale_at(
+                            guidance_scale,
+                            timestep=t,
+                            step_index=i,
+                            num_inference_steps=steps,
+                            schedule=schedule,
+                        ),
+                        transformer_input=lambda x, doubled: self.transformer_input(
+                            x, conditioning, doubled
+                        ),
+                        caching=caching,
+                        plan=guidance_plan,
+                        state=cache_state,
+                        ofs=ofs,
                     )
-                    v = apply_guidance(v, self._guidance_scale)
+                    check_finite(
+                        v,
+                        where=f"the transformer output at step {i} (t={int(t)})",
+                        dtype=self.dtype,
+                    )
+                else:
+                    model_input = torch.cat([latents] * 2) if do_cfg else latents
+                    model_input = self.transformer_input(model_input, conditioning, do_cfg)
+                    timestep = t.expand(model_input.shape[0])
+                    v = transformer(model_input, embeds, timestep, ofs=ofs).float()
+                    check_finite(
+                        v,
+                        where=f"the transformer output at step {i} (t={int(t)})",
+                        dtype=self.dtype,
+                    )
+                    if do_cfg:
+                        self._guidance_scale = guidance_scale_at(
+                            guidance_scale,
+                            timestep=t,
+                            step_index=i,
+                            num_inference_steps=steps,
+                            schedule=schedule,
+                        )
+                        v = apply_guidance(v, self._guidance_scale)
                 back = timesteps[i - 1] if i > 0 else None
                 latents, old_x0 = sampler.step(
                     v, latents, t, timestep_back=back, old_pred_x0=old_x0, generator=generator
@@ -763,6 +814,8 @@ class VideoPipeline(LoraLoaderMixin):
                     )
         finally:
             self.transformer.release()
+            if cached and report is not None:
+                report.cache = cache_state.report()
         return latents
 
     def _step_callback(

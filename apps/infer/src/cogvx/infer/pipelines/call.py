@@ -77,6 +77,8 @@ class CallOptions(TypedDict, total=False):
     snap: bool
     strict_frames: bool
     progress: bool | None
+    cache: Any  # None | StepCaching | TeaCache | FirstBlockCache | PyramidBroadcast
+    guidance_plan: Any  # None | GuidancePlan (cogvx.expert_dit.caching)
 
 
 @dataclass
