@@ -14,7 +14,10 @@ torch or gradio).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +105,20 @@ def _model_folder(model: str | None) -> tuple[Path, bool]:
     return path, path.resolve() == shipped.resolve()
 
 
-def _upsampler(ns: Any) -> Any:
+def _check_upsample_args(ns: Any) -> None:
     if ns.upsample_endpoint and ns.upsample_model:
         raise UsageError(
             "--upsample-model", ns.upsample_model, "give --upsample-endpoint or it, not both"
         )
+    url = ns.upsample_endpoint
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UsageError("--upsample-endpoint", url, "a URL starting with http:// or https://")
+    if ns.upsample_model is not None and not (Path(ns.upsample_model) / "config.json").is_file():
+        raise UsageError("--upsample-model", ns.upsample_model, "a folder with config.json")
+
+
+def _upsampler(ns: Any) -> Any:
+    """The prompt upsampler of the (checked) arguments, or None when none is configured."""
     if not (ns.upsample_endpoint or ns.upsample_model):
         return None
     try:
@@ -118,14 +130,20 @@ def _upsampler(ns: Any) -> Any:
             f"prompt upsampling needs cogvx-captioner: pip install 'cogvx-demo[upsample]' ({e})",
         ) from None
     if ns.upsample_endpoint:
-        url = ns.upsample_endpoint
-        if not url.startswith(("http://", "https://")):
-            raise UsageError("--upsample-endpoint", url, "a URL starting with http:// or https://")
-        return PromptUpsampler.from_endpoint(url, model=ns.upsample_endpoint_model)
-    folder = Path(ns.upsample_model)
-    if not (folder / "config.json").is_file():
-        raise UsageError("--upsample-model", ns.upsample_model, "a folder with config.json")
-    return PromptUpsampler.from_pretrained(folder)
+        return PromptUpsampler.from_endpoint(ns.upsample_endpoint, model=ns.upsample_endpoint_model)
+    return PromptUpsampler.from_pretrained(ns.upsample_model)
+
+
+def _contain_temporary_files(output: Path) -> None:
+    """Point this process's temporary files (``TMPDIR``: torch's and Gradio's caches, uploads)
+    into ``<output>/.tmp`` and ``<output>/.gradio`` before torch or gradio is imported, so the
+    demo writes nothing outside its output folder. Telemetry off."""
+    tmp = output / ".tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp.resolve())
+    tempfile.tempdir = None  # forget a temporary folder looked up before
+    os.environ["GRADIO_TEMP_DIR"] = str((output / ".gradio").resolve())
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     check_writable_folder(output, "--output-dir")
     if not ns.host.strip():
         raise UsageError("--host", ns.host, "an address such as 127.0.0.1")
+    _check_upsample_args(ns)
+    _contain_temporary_files(output)
     upsampler = _upsampler(ns)
 
     from cogvx.demo.generation import DemoModel
@@ -168,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     if ns.share:
         print("cogvx demo: --share opens a public link: anyone with it can use this machine",
               file=sys.stderr)  # fmt: skip
+
+    # Ctrl-C and SIGTERM stop the server cleanly (exit 130), also when started in the background,
+    # where the shell hands Python an ignored SIGINT
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
 
     def announce(url: str) -> None:
         print(f"cogvx demo: serving {model} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
