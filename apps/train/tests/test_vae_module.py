@@ -139,6 +139,29 @@ def test_clip_data_module_and_bad_settings(tmp_path):
         VAEModule(vae=TINY, kl_weight=-1)
     with pytest.raises(ValueError, match="crop_size=12"):
         VAEModule(vae=TINY, crop_size=12)
+    for bad in (0, 4, 6, True):
+        with pytest.raises(ValueError, match=f"clip_frames={bad!r}"):
+            VAEModule(vae=TINY, clip_frames=bad)
+
+
+def test_training_views_image_clip_window_and_crop():
+    # image_prob picks one frame, else clip_frames picks a window of 4k + 1 consecutive frames.
+    video = torch.arange(9.0)[None, None, :, None, None].expand(2, 3, 9, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    window = VAEModule(vae=TINY, clip_frames=5)
+    starts = set()
+    for _ in range(40):
+        v = window._view(video, g)
+        assert v.shape == (2, 3, 5, 16, 16)
+        t0 = int(v[0, 0, 0, 0, 0])
+        assert torch.equal(v[0, 0, :, 0, 0], torch.arange(t0, t0 + 5.0))
+        starts.add(t0)
+    assert starts == set(range(5))  # every window start is drawn
+    both = VAEModule(vae=TINY, clip_frames=5, image_prob=0.5, crop_size=8)
+    lengths = {both._view(video, g).shape[2] for _ in range(40)}
+    assert lengths == {1, 5} and both._view(video, g).shape[-2:] == (8, 8)
+    # a window as long as the clip (or longer) leaves the clip whole
+    assert VAEModule(vae=TINY, clip_frames=9)._view(video, g).shape[2] == 9
 
 
 def test_foreground_weighted_l1():

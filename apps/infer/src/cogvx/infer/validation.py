@@ -10,13 +10,15 @@ parameter has one; ``0`` is never read as "the default", and ``bool`` is never a
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cogvx.modelio.fields import require_float as check_float
+from cogvx.modelio.fields import require_int as check_int
 
 if TYPE_CHECKING:  # torch is imported where a check needs it: the CLI reads folders without it
     import torch
@@ -70,55 +72,8 @@ def describe(value: Any) -> Any:
 # ---- scalars -----------------------------------------------------------------------------------
 
 
-def check_int(
-    name: str,
-    value: Any,
-    *,
-    minimum: int | None = None,
-    maximum: int | None = None,
-    optional: bool = False,
-) -> int | None:
-    """An ``int`` in ``[minimum, maximum]`` (``None`` allowed when ``optional``); returns it."""
-    if value is None and optional:
-        return None
-    bounds = [f">= {minimum}"] * (minimum is not None) + [f"<= {maximum}"] * (maximum is not None)
-    valid = "expected an int" + (" " + " and ".join(bounds) if bounds else "")
-    valid += " (or None for the default)" if optional else ""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(name, value, valid, TypeError)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise invalid(name, value, valid)
-    return value
-
-
-def check_float(
-    name: str,
-    value: Any,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    exclusive_minimum: bool = False,
-    optional: bool = False,
-) -> float | None:
-    """A finite real number (int or float, not bool) in the range; returns it as a float."""
-    if value is None and optional:
-        return None
-    low = "" if minimum is None else f"{'>' if exclusive_minimum else '>='} {minimum}"
-    high = "" if maximum is None else f"<= {maximum}"
-    valid = "expected a finite number" + (
-        " " + " and ".join(b for b in (low, high) if b) if (low or high) else ""
-    )
-    valid += " (or None for the default)" if optional else ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid(name, value, valid, TypeError)
-    value = float(value)
-    if not math.isfinite(value):
-        raise invalid(name, value, valid)
-    if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
-        raise invalid(name, value, valid)
-    if maximum is not None and value > maximum:
-        raise invalid(name, value, valid)
-    return value
+# The int and float checks are the project's one implementation (cogvx.modelio.fields), imported
+# at the top as check_int / check_float: ``check_int(name, value, minimum=..., ...)``.
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -24,8 +24,10 @@ here are conventional (KL 1e-6 per element, perceptual 0.1 when a network is giv
   background (the shapes dataset, docs/shapes-model.md), where a plain L1 is first minimised by
   the background alone.
 * **Cheap steps by option**: ``image_prob`` trains a step on one random frame per clip (a T=1
-  image, which the causal VAE encodes like a first frame) and ``crop_size`` on random spatial
-  crops; the VAE is fully convolutional, so both train the same weights at a fraction of the cost.
+  image, which the causal VAE encodes like a first frame), ``clip_frames`` the other steps on a
+  random window of ``4k + 1`` frames (e.g. 5 of 9: a first frame and one group of 4, the unit of
+  the 4x temporal compression) and ``crop_size`` on random spatial crops; the VAE is fully
+  convolutional and causal, so all of them train the same weights at a fraction of the cost.
 * **Validation**: PSNR, SSIM and adjacent-frame flicker of the posterior-mode reconstruction from
   :mod:`cogvx.evals.metrics` (frames in [0, 1]).
 * **Start and export**: from a :class:`cogvx.vae3d.VAEConfig` (scratch) or a CogVideoX VAE folder
@@ -261,6 +263,7 @@ class VAEModule(L.LightningModule):
         grad_clip: float | None = 1.0,
         sample_posterior: bool = True,
         image_prob: float = 0.0,
+        clip_frames: int | None = None,
         crop_size: int | None = None,
         export: bool = True,
         calibrate_scaling: bool = False,
@@ -279,6 +282,15 @@ class VAEModule(L.LightningModule):
                 raise ValueError(f"{name}={value!r}: expected a finite number >= 0")
         if not 0.0 <= image_prob <= 1.0:
             raise ValueError(f"image_prob={image_prob!r}: expected a probability in [0, 1]")
+        if clip_frames is not None and (
+            isinstance(clip_frames, bool)
+            or not isinstance(clip_frames, int)
+            or clip_frames < 1
+            or (clip_frames - 1) % 4
+        ):
+            raise ValueError(
+                f"clip_frames={clip_frames!r}: expected 4k + 1 frames (1, 5, 9, ...) or None"
+            )
         if vae is not None and float(vae.temporal_compression_ratio).is_integer():
             # Hydra types this float field: 4.0 in config.json breaks diffusers' latent-frame
             # arithmetic ((F - 1) // 4.0 is a float); the released configs store the int 4.
@@ -317,6 +329,7 @@ class VAEModule(L.LightningModule):
             image_prob,
             crop_size,
         )
+        self.clip_frames = clip_frames
         self.export, self.calibrate_scaling, self.seed = export, calibrate_scaling, int(seed)
         self.perceptual: PerceptualLoss | None = None
         if perceptual_weight > 0:
@@ -384,10 +397,14 @@ class VAEModule(L.LightningModule):
         return torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.global_step))
 
     def _view(self, video: Tensor, g: torch.Generator) -> Tensor:
-        """The step's training view: optionally one frame per clip and/or a random crop."""
+        """The step's training view: optionally one frame per clip (``image_prob``), else a
+        window of ``clip_frames`` frames, and/or a random crop."""
         if self.image_prob > 0 and float(torch.rand((), generator=g)) < self.image_prob:
             t = int(torch.randint(video.shape[2], (), generator=g))
             video = video[:, :, t : t + 1]
+        elif self.clip_frames is not None and self.clip_frames < video.shape[2]:
+            t = int(torch.randint(video.shape[2] - self.clip_frames + 1, (), generator=g))
+            video = video[:, :, t : t + self.clip_frames]
         if self.crop_size is not None:
             s = self.vae.config.spatial_compression
             h, w = video.shape[-2:]

@@ -18,6 +18,8 @@ __all__ = [
     "check_int",
     "check_int_tuple",
     "config_error",
+    "require_float",
+    "require_int",
 ]
 
 
@@ -26,6 +28,69 @@ def config_error(
 ) -> Exception:
     """``kind("<owner>.<name>=<value>: <valid>")``."""
     return kind(f"{owner}.{name}={value!r}: {valid}")
+
+
+def require_int(
+    name: str,
+    value: Any,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    optional: bool = False,
+) -> int | None:
+    """``value`` is an int in ``[minimum, maximum]`` (or None when ``optional``); returns it.
+
+    The one int check of the project: errors read ``<name>=<value>: expected an int ...``
+    (``TypeError`` for a non-int, ``ValueError`` out of range); ``bool`` is not an int here.
+    """
+    if value is None and optional:
+        return None
+    bounds = []
+    if minimum is not None:
+        bounds.append(f">= {minimum}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum}")
+    valid = "expected an int" + (" " + " and ".join(bounds) if bounds else "")
+    valid += " or None" if optional else ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}={value!r}: {valid}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name}={value!r}: {valid}")
+    return value
+
+
+def require_float(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+    optional: bool = False,
+) -> float | None:
+    """``value`` is a finite real number (int or float, not bool) in the range (or None when
+    ``optional``); returns it as a float. Errors read ``<name>=<value>: expected a finite number
+    ...`` (``TypeError`` for a non-number, ``ValueError`` otherwise)."""
+    if value is None and optional:
+        return None
+    bounds = []
+    if minimum is not None:
+        bounds.append(f"{'>' if exclusive_minimum else '>='} {minimum}")
+    if maximum is not None:
+        bounds.append(f"{'<' if exclusive_maximum else '<='} {maximum}")
+    valid = "expected a finite number" + (" " + " and ".join(bounds) if bounds else "")
+    valid += " or None" if optional else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}={value!r}: {valid}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name}={value!r}: {valid}")
+    if minimum is not None and (number <= minimum if exclusive_minimum else number < minimum):
+        raise ValueError(f"{name}={value!r}: {valid}")
+    if maximum is not None and (number >= maximum if exclusive_maximum else number > maximum):
+        raise ValueError(f"{name}={value!r}: {valid}")
+    return number
 
 
 def check_int(
@@ -37,20 +102,8 @@ def check_int(
     maximum: int | None = None,
     optional: bool = False,
 ) -> None:
-    """``value`` is an int in ``[minimum, maximum]`` (or None when ``optional``)."""
-    if value is None and optional:
-        return
-    bounds = []
-    if minimum is not None:
-        bounds.append(f">= {minimum}")
-    if maximum is not None:
-        bounds.append(f"<= {maximum}")
-    valid = "expected an int" + (" " + " and ".join(bounds) if bounds else "")
-    valid += " or None" if optional else ""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise config_error(owner, name, value, valid, TypeError)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise config_error(owner, name, value, valid)
+    """The config field ``<owner>.<name>`` is an int in ``[minimum, maximum]`` (:func:`require_int`)."""
+    require_int(f"{owner}.{name}", value, minimum=minimum, maximum=maximum, optional=optional)
 
 
 def check_float(
@@ -64,24 +117,16 @@ def check_float(
     exclusive_maximum: bool = False,
     optional: bool = False,
 ) -> None:
-    """``value`` is a finite real number (int or float) in the given range (or None)."""
-    if value is None and optional:
-        return
-    bounds = []
-    if minimum is not None:
-        bounds.append(f"{'>' if exclusive_minimum else '>='} {minimum}")
-    if maximum is not None:
-        bounds.append(f"{'<' if exclusive_maximum else '<='} {maximum}")
-    valid = "expected a finite number" + (" " + " and ".join(bounds) if bounds else "")
-    valid += " or None" if optional else ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise config_error(owner, name, value, valid, TypeError)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise config_error(owner, name, value, valid)
-    if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
-        raise config_error(owner, name, value, valid)
-    if maximum is not None and (value >= maximum if exclusive_maximum else value > maximum):
-        raise config_error(owner, name, value, valid)
+    """The config field ``<owner>.<name>`` is a finite number in the range (:func:`require_float`)."""
+    require_float(
+        f"{owner}.{name}",
+        value,
+        minimum=minimum,
+        maximum=maximum,
+        exclusive_minimum=exclusive_minimum,
+        exclusive_maximum=exclusive_maximum,
+        optional=optional,
+    )
 
 
 def check_bool(owner: str, name: str, value: Any) -> None:
