@@ -54,8 +54,10 @@ from cogvx.framepack import (
 )
 from cogvx.train.cache import CachedSample, FrozenEncoders, LatentCache
 from cogvx.videoio import (
+    IMAGE_SUFFIXES,
     ManifestRecord,
     VideoReadError,
+    collect_media,
     frames_to_tensor,
     probe_video,
     read_image,
@@ -76,8 +78,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov", ".avi")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _LOAD_ERRORS = (VideoReadError, ValueError, OSError, RuntimeError)
 
 
@@ -139,13 +139,9 @@ def build_catalog(
         root = Path(video_folder)  # type: ignore[arg-type]
         if not root.is_dir():
             raise FileNotFoundError(f"data.video_folder={source!r}: no such folder")
-        files = sorted(
-            p
-            for p in root.rglob("*")
-            if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
-            and not p.name.startswith(".")  # temporary / partial outputs of atomic writers
-            and ".partial" not in p.name
-        )
+        # the project's one suffix list; dot-files and *.partial.* outputs of atomic writers
+        # (an interrupted write) are left out
+        files = collect_media(root, images=True, recursive=True, parameter="data.video_folder")
         for path in files:
             sidecar = path.with_suffix(".txt")
             if not sidecar.is_file():
