@@ -7,17 +7,21 @@ form is the canonical one, as in diffusers' ``variant`` names), or a ``torch.dty
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported on the first parse: CLIs list the names without it
+    import torch
 
 __all__ = ["DTYPE_NAMES", "dtype_name", "parse_dtype"]
 
-_BY_NAME: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
+# accepted spelling -> the torch.dtype attribute it names
+_BY_NAME: dict[str, str] = {
+    "fp32": "float32",
+    "float32": "float32",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
 }
 
 DTYPE_NAMES: tuple[str, ...] = ("fp32", "bf16", "fp16")
@@ -33,17 +37,21 @@ def parse_dtype(
     """
     if allow_auto and (value is None or value == "auto"):
         return None
-    if isinstance(value, torch.dtype) and value in _BY_NAME.values():
+    import torch
+
+    if isinstance(value, torch.dtype) and str(value).removeprefix("torch.") in _BY_NAME.values():
         return value
     if isinstance(value, str) and value.strip().lower() in _BY_NAME:
-        return _BY_NAME[value.strip().lower()]
+        return getattr(torch, _BY_NAME[value.strip().lower()])
     valid = ", ".join((*_BY_NAME, "auto") if allow_auto else _BY_NAME)
     raise ValueError(f"{parameter}={value!r}: expected one of {valid}")
 
 
 def dtype_name(dtype: torch.dtype) -> str:
     """The canonical name of a supported dtype (``torch.bfloat16`` -> ``"bf16"``)."""
+    import torch
+
     for name in DTYPE_NAMES:
-        if _BY_NAME[name] == dtype:
+        if getattr(torch, _BY_NAME[name]) == dtype:
             return name
     raise ValueError(f"dtype={dtype}: expected one of torch.float32, torch.bfloat16, torch.float16")
