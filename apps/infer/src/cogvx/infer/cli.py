@@ -6,6 +6,7 @@
     cogvx generate --prompt-file prompts.txt --model DIR --output outdir/ preset=cogvideox_5b
     cogvx generate "..." --seed 1,2,3                              # a Hydra multirun, one job per seed
     cogvx generate -m "..." sampling.guidance_scale=4,6 hydra.sweep.dir=sweeps/g
+    cogvx generate "..." cache=teacache cache.threshold=0.4 sampling.guidance_stop=0.6   # faster
 
 Flags are shorthands for config keys; any ``key=value`` argument is a Hydra override composed over
 ``cogvx/infer/conf/generate.yaml`` in struct mode (:mod:`cogvx.cli.hydra`): a typo, a ``+key`` the
@@ -81,8 +82,13 @@ def _parser() -> ArgumentParser:
         description="Generate videos with a CogVideoX model folder (diffusers layout); "
         "without --model, the shipped shapes model.",
         epilog="Extra key=value arguments are Hydra overrides, e.g. sampling.steps=30 vae.tiling=true "
-        "preset=cogvideox_5b. Config keys: pipeline.*, sampling.*, vae.*, lora.*, output.*, batch.*. "
-        "-m (or a --seed list) runs a Hydra multirun: one folder per job under hydra.sweep.dir.",
+        "preset=cogvideox_5b. Config keys: pipeline.*, sampling.*, vae.*, lora.*, output.*, batch.*, "
+        "cache.*. -m (or a --seed list) runs a Hydra multirun: one folder per job under "
+        "hydra.sweep.dir. Faster sampling (off by default): cache=teacache|fbcache|pab with "
+        "cache.threshold=X (teacache/fbcache; 0 never skips) and cache.attention_every=K (attention "
+        "reuse, combinable); sampling.guidance_stop=F (no CFG after fraction F of the steps), "
+        "sampling.guidance_interval=[lo,hi] (CFG only for timesteps in it), sampling.uncond_every=K "
+        "(unconditional branch on every K-th guided step, reused between).",
     )
     p.add_argument(
         "args", nargs="*", metavar="PROMPT | key=value", help="the prompt, and any Hydra overrides"
@@ -257,7 +263,46 @@ def _call_kwargs(cfg: DictConfig, task: str) -> dict[str, Any]:
         kwargs["strength"] = s.strength
     else:
         kwargs["num_frames"] = s.num_frames
-    return kwargs
+    return kwargs | _speed_kwargs(cfg)
+
+
+def _speed_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """``cache=`` and ``guidance_plan=`` of the pipeline call from ``cache.*`` and the guidance keys
+    of ``sampling.*`` (both None when off: the reference path)."""
+    from cogvx.expert_dit.caching import (
+        FirstBlockCache,
+        GuidancePlan,
+        PyramidBroadcast,
+        StepCaching,
+        TeaCache,
+    )
+
+    c, s = cfg.cache, cfg.sampling
+    if c.method != "teacache" and c.coefficients is not None:
+        raise UsageError("cache.coefficients", list(c.coefficients), "only for cache=teacache")
+    if c.method == "none" and c.threshold != 0:
+        raise UsageError("cache.threshold", c.threshold, "needs cache=teacache or cache=fbcache")
+    residual: Any = None
+    if c.method == "teacache":
+        coefficients = None if c.coefficients is None else tuple(c.coefficients)
+        residual = TeaCache(float(c.threshold), coefficients=coefficients, signal=c.signal)
+    elif c.method == "fbcache":
+        residual = FirstBlockCache(float(c.threshold))
+    attention = None
+    if c.attention_every is not None:
+        low, high = c.attention_range
+        attention = PyramidBroadcast(int(c.attention_every), (float(low), float(high)))
+    caching = StepCaching(residual, attention)
+    interval = s.guidance_interval
+    plan = GuidancePlan(
+        stop_fraction=None if s.guidance_stop is None else float(s.guidance_stop),
+        interval=None if interval is None else (float(interval[0]), float(interval[1])),
+        uncond_every=int(s.uncond_every),
+    )
+    return {
+        "cache": caching if caching.active else None,
+        "guidance_plan": None if plan.is_reference else plan,
+    }
 
 
 def _build(cfg: DictConfig, model: str, device: Any = None) -> Any:
@@ -359,6 +404,8 @@ def _generate(pipe: Any, cfg: DictConfig, task: str, progress: bool) -> Any:
 
 
 def _record(cfg: DictConfig, pipe: Any, model: str, task: str, shape: Any, fps: int) -> dict:
+    from omegaconf import OmegaConf
+
     from cogvx.infer.outputs import versions
 
     s = cfg.sampling
@@ -381,6 +428,10 @@ def _record(cfg: DictConfig, pipe: Any, model: str, task: str, shape: Any, fps: 
         "video_input": cfg.video,
         "strength": float(s.strength) if task == "v2v" else None,
         "lora": cfg.lora.path,
+        "cache": OmegaConf.to_container(cfg.cache),
+        "guidance_stop": s.guidance_stop,
+        "guidance_interval": None if s.guidance_interval is None else list(s.guidance_interval),
+        "uncond_every": int(s.uncond_every),
         "versions": versions(),
     }
 

@@ -19,6 +19,7 @@ from cogvx.infer.tasks import TASKS
 
 __all__ = [
     "BatchSettings",
+    "CacheSettings",
     "GenerateConfig",
     "LoraSettings",
     "OutputSettings",
@@ -60,6 +61,22 @@ class SamplingSettings:
     max_sequence_length: int | None = None
     snap: bool = False  # round invalid sizes/frame counts to the nearest valid ones
     strict_frames: bool = True  # 8N+1 / 16N+1 frames (False: any 4k+1)
+    # Cheaper guidance (cogvx.expert_dit.caching.GuidancePlan; docs/pipelines.md §Step caching):
+    guidance_stop: float | None = None  # CFG truncation: no guidance after this fraction of steps
+    guidance_interval: list[float] | None = None  # [low, high]: guidance only for t in it
+    uncond_every: int = 1  # compute the unconditional branch on every k-th guided step only
+
+
+@dataclass
+class CacheSettings:
+    """Step caching (``cache=teacache|fbcache|pab``; cogvx.expert_dit.caching). Off by default."""
+
+    method: str = "none"  # none | teacache | fbcache: the residual cache
+    threshold: float = 0.0  # the residual cache's skip threshold (0: never skip)
+    signal: str = "temb"  # teacache: temb (TeaCache4CogVideoX) | modulated (first block input)
+    coefficients: list[float] | None = None  # teacache polynomial; None: the family's published
+    attention_every: int | None = None  # Pyramid Attention Broadcast: recompute every k steps
+    attention_range: list[float] = field(default_factory=lambda: [100.0, 800.0])  # timesteps
 
 
 @dataclass
@@ -102,6 +119,7 @@ class GenerateConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     batch: BatchSettings = field(default_factory=BatchSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     prompt: str | None = None
     prompt_file: str | None = None  # one prompt per line, or JSON Lines {"prompt", "seed"?}
     image: str | None = None  # image-to-video conditioning image
@@ -128,6 +146,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "sampling.guidance_schedule": ("constant", "dynamic", "dynamic_step_index"),
     "sampling.unconditional": ("t5", "zeros"),
     "output.format": ("mp4", "gif"),
+    "cache.method": ("none", "teacache", "fbcache"),
+    "cache.signal": ("temb", "modulated"),
 }
 MAX_SEQUENCE_LENGTH = 4096  # CogVideoX uses 226; far longer allocates T5 activations of many GB
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
@@ -140,11 +160,15 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "vae.encode_frames": (1, None),
     "vae.decode_latent_frames": (1, None),
     "output.fps": (1, 1000),
+    "sampling.uncond_every": (1, 10_000),
+    "cache.attention_every": (1, 10_000),
 }
 _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {  # (low, high, low exclusive)
     "sampling.guidance_scale": (0.0, None, False),
     "sampling.strength": (0.0, 1.0, True),
     "lora.scale": (-100.0, 100.0, False),
+    "sampling.guidance_stop": (0.0, 1.0, False),
+    "cache.threshold": (0.0, None, False),
 }
 
 
@@ -176,6 +200,16 @@ def check_config(cfg: Any) -> None:
             lo = f"{'>' if exclusive else '>='} {low}"
             bound = f"{lo} and <= {high}" if high is not None else lo
             raise UsageError(key, value, f"a finite number {bound}")
+    for key in ("sampling.guidance_interval", "cache.attention_range"):
+        value = _get(cfg, key)
+        if value is None:
+            continue
+        pair = list(value)
+        if len(pair) != 2 or not all(math.isfinite(v) for v in pair) or pair[0] > pair[1]:
+            raise UsageError(key, pair, "[low, high] finite timesteps with low <= high")
+    coefficients = cfg.cache.coefficients
+    if coefficients is not None and not all(math.isfinite(c) for c in coefficients):
+        raise UsageError("cache.coefficients", list(coefficients), "finite numbers")
     devices = str(cfg.batch.devices)
     if devices != "auto" and not (devices.isdigit() and int(devices) >= 1):
         raise UsageError("batch.devices", devices, "auto or a number of devices >= 1")

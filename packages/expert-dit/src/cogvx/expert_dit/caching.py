@@ -324,6 +324,11 @@ class CacheReport:
         return sum(d.blocks_total for d in self.decisions)
 
     @property
+    def attention_reused(self) -> int:
+        """Block attention outputs taken from the cache (:class:`PyramidBroadcast`)."""
+        return sum(d.attention_reused for d in self.decisions)
+
+    @property
     def branch_passes(self) -> tuple[int, int]:
         """(transformer branch passes computed, skipped by the residual cache)."""
         run = sum(len(d.branches) - len(d.skipped) for d in self.decisions)
@@ -347,7 +352,7 @@ class CacheReport:
         total = self.blocks_total
         share = 100.0 * self.blocks_computed / total if total else 100.0
         guidance = ", ".join(f"{k} {v}" for k, v in sorted(self.guidance_counts().items()))
-        reused = sum(d.attention_reused for d in self.decisions)
+        reused = self.attention_reused
         return (
             f"step cache: {self.steps} steps, {self.steps_skipped} fully skipped; branch passes "
             f"computed {run}, skipped {skipped}\n"
