@@ -14,7 +14,12 @@ Two code paths compute the same function:
   GroupNorm affine and the SpatialNorm3D modulation into one multiply-add, and computes the
   SpatialNorm3D 1x1x1 convs at latent resolution (a pointwise conv commutes with nearest
   upsampling). This saves one or two full-size activations per layer and several memory passes.
-  `tests/test_layers.py` compares the two paths.
+  `tests/test_streaming.py` compares the two paths.
+- the *fast kernels* (`RuntimeOptions.fast_kernels`, on by default; `CacheStep.fast`) keep the
+  activations channels-last (NDHWC) and run the causal 3x3x3 convs as temporal-Winograd 2D convs
+  and the upsampling convs in sub-pixel form (`cogvx.vae3d.kernels`); under autograd only the
+  causal conv changes (it is differentiable). `tests/test_fast_path.py` compares fast and
+  reference kernels, outputs and gradients.
 
 Streaming state ("conv cache"): every causal conv with a temporal kernel > 1 needs the last
 `k_t - 1` input frames of the previous chunk. `CacheStep` carries the caches of the previous
@@ -46,6 +51,7 @@ from cogvx.modelio import (
 )
 
 from .config import CONFIG_NAME, VAEConfig
+from .kernels import causal_conv3d_winograd, channels_last, upsample2x_conv
 from .streaming import Tiling, blend_edge_, chunk_bounds, plan_axis
 
 __all__ = [
@@ -96,13 +102,20 @@ def _conv3d(
     ):
         return F.conv3d(x, weight, bias, stride=stride, padding=padding)
 
+    # A channels-last input stays channels-last (oneDNN then reads it without reorders).
+    fmt = (
+        torch.channels_last_3d
+        if x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous()
+        else torch.contiguous_format
+    )
+
     def onednn(inp: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         return torch.ops.aten.mkldnn_convolution(
-            inp.contiguous(), w, b, list(padding), list(stride), [1, 1, 1], 1
+            inp.contiguous(memory_format=fmt), w, b, list(padding), list(stride), [1, 1, 1], 1
         )
 
     if x.dtype == torch.float32:
-        return onednn(x, weight.contiguous(), bias)
+        return onednn(x, weight.contiguous(memory_format=fmt), bias)
     if x.dtype not in (torch.bfloat16, torch.float16) or stride[0] != 1:
         return F.conv3d(x, weight, bias, stride=stride, padding=padding)
     w32 = weight.float().contiguous()
@@ -125,11 +138,14 @@ class CacheStep:
 
     `prev` maps a conv's module path to the last `k_t - 1` frames of the input it saw in the
     previous chunk ([B, C, k_t-1, H, W]); `None` means this chunk starts the clip. `new` collects
-    the caches this chunk leaves for the next one (returned to the caller).
+    the caches this chunk leaves for the next one (returned to the caller). `fast` selects the
+    fast kernels (`RuntimeOptions.fast_kernels`) for this chunk; off, every layer runs its
+    reference code.
     """
 
     prev: Mapping[str, Tensor] | None
     new: dict[str, Tensor] = field(default_factory=dict)
+    fast: bool = False
 
     @property
     def first(self) -> bool:
@@ -191,6 +207,8 @@ class CausalConv3d(nn.Module):
         """x [B, C_in, T, H, W] -> [B, C_out, T, H, W]; records this conv's cache in `step.new`."""
         if not self.time_pad:
             return _conv3d(x, self.conv.weight, self.conv.bias, padding=self.conv.padding)
+        if step.fast and self.time_pad == 2 and x.dtype == torch.float32:
+            return self._forward_winograd(x, step)
         if not _fused_ok(x, self.conv.weight):
             # Plain, differentiable path: concatenate the front padding.
             cached = None if step.prev is None else step.prev.get(self.cache_key)
@@ -202,6 +220,28 @@ class CausalConv3d(nn.Module):
         body.copy_(x)
         return self.forward_padded(buf, step)
 
+    def _forward_winograd(self, x: Tensor, step: CacheStep) -> Tensor:
+        """Fast kernel: the front frames (cache, or the first frame replicated) are passed
+        beside x to `causal_conv3d_winograd`; no padded input is built."""
+        p = self.time_pad
+        cached = None if step.prev is None else step.prev.get(self.cache_key)
+        if cached is None:
+            if not step.first:
+                raise KeyError(f"causal conv cache has no entry for {self.cache_key!r}")
+            front = x[:, :, :1].expand(-1, -1, p, -1, -1)  # a view: no copies of frame 0
+        else:
+            want = (*x.shape[:2], p, *x.shape[3:])
+            if tuple(cached.shape) != want:
+                raise ValueError(
+                    f"causal conv cache for {self.cache_key!r} has shape {tuple(cached.shape)}; "
+                    f"this chunk needs {want}"
+                )
+            front = cached
+        # The cache for the next chunk: the last p frames of [front; x].
+        tail = x[:, :, -p:] if x.shape[2] >= p else torch.cat([front[:, :, x.shape[2] :], x], 2)
+        step.new[self.cache_key] = tail.detach().clone()
+        return causal_conv3d_winograd(x, front, self.conv.weight, self.conv.bias)
+
 
 # ---------------------------------------------------------------------------------------------
 # Normalisation
@@ -210,7 +250,12 @@ class CausalConv3d(nn.Module):
 
 def _group_stats(x: Tensor, groups: int, eps: float) -> tuple[Tensor, Tensor]:
     """Per-(batch, group) mean and 1/std of x [B, C, ...] in float32: ([B, G], [B, G])."""
-    b = x.shape[0]
+    b, c = x.shape[:2]
+    if x.dtype == torch.float32 and x.ndim == 5 and not x.is_contiguous():
+        # Channels-last: reduce the physical [B, T*H*W, G, C/G] view (no NCDHW copy).
+        xl = x.permute(0, 2, 3, 4, 1).reshape(b, -1, groups, c // groups)
+        var, mean = torch.var_mean(xl, dim=(1, 3), correction=0)
+        return mean, torch.rsqrt(var + eps)
     xg = x.reshape(b, groups, -1)  # [B, G, C/G * T*H*W]
     if x.dtype == torch.float32:
         var, mean = torch.var_mean(xg, dim=-1, correction=0)
@@ -373,6 +418,8 @@ class ResnetBlock3D(nn.Module):
             h = self.conv2(h, step)
             shortcut = x if self.conv_shortcut is None else self.conv_shortcut(x)
             return h + shortcut
+        if step.fast and x.dtype == torch.float32:
+            return self._forward_fast(x, step, zq)
         # Fused: each norm + SiLU is written straight into the next conv's padded buffer.
         buf, body = self.conv1.new_input(x)
         F.silu(self._norm(self.norm1, x, zq, step.first, out=body), inplace=True)
@@ -385,6 +432,28 @@ class ResnetBlock3D(nn.Module):
         del buf, body
         sc = self.conv_shortcut
         return h.add_(x if sc is None else _conv3d(x, sc.weight, sc.bias))
+
+    def _forward_fast(self, x: Tensor, step: CacheStep, zq: Tensor | None) -> Tensor:
+        """Inference with the fast kernels on channels-last activations: norm + SiLU into a
+        fresh NDHWC tensor, Winograd causal convs, and the 1x1x1 shortcut as one in-place GEMM
+        into the output (no shortcut tensor)."""
+        x = channels_last(x)
+        h = torch.empty_like(x)
+        F.silu(self._norm(self.norm1, x, zq, step.first, out=h), inplace=True)
+        h = self.conv1(h, step)
+        h2 = torch.empty_like(h)
+        F.silu(self._norm(self.norm2, h, zq, step.first, out=h2), inplace=True)
+        del h
+        out = channels_last(self.conv2(h2, step))
+        del h2
+        sc = self.conv_shortcut
+        if sc is None:
+            return out.add_(x)
+        flat = out.permute(0, 2, 3, 4, 1).view(-1, self.out_channels)  # [B*T*H*W, C_out]
+        x_flat = x.permute(0, 2, 3, 4, 1).view(-1, self.in_channels)  # [B*T*H*W, C_in]
+        flat.addmm_(x_flat, sc.weight.view(self.out_channels, self.in_channels).t())
+        flat.add_(sc.bias)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,8 +475,9 @@ class Downsample3D(nn.Module):
         self.compress_time = compress_time
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=0)
 
-    def forward(self, x: Tensor, *, first: bool) -> Tensor:
-        """x [B, C, T, H, W] -> [B, C, T', H/2, W/2]."""
+    def forward(self, x: Tensor, *, first: bool, step_fast: bool = False) -> Tensor:
+        """x [B, C, T, H, W] -> [B, C, T', H/2, W/2]; `step_fast`: the fast kernels (NDHWC
+        buffer and one 2D conv over all frames)."""
         b, c, t, h, w = x.shape
         keep = 1 if first else 0  # frames copied through at the start of a clip
         if self.compress_time and (t - keep) % 2:
@@ -416,6 +486,9 @@ class Downsample3D(nn.Module):
                 f"{'an odd' if first else 'an even'} frame count here, got {t}"
             )
         t_out = keep + (t - keep) // 2 if self.compress_time else t
+        fast = step_fast and x.dtype == torch.float32 and _fused_ok(x, self.conv.weight)
+        if fast:
+            x = channels_last(x)
         if not _fused_ok(x, self.conv.weight):
             if self.compress_time:
                 rest = x[:, :, keep:]
@@ -424,7 +497,11 @@ class Downsample3D(nn.Module):
             x = F.pad(x, (0, 1, 0, 1))
         else:
             # Average (or copy) straight into the right/bottom zero-padded buffer.
-            buf = x.new_empty(b, c, t_out, h + 1, w + 1)
+            buf = (
+                x.new_empty(b, t_out, h + 1, w + 1, c).permute(0, 4, 1, 2, 3)  # NDHWC memory
+                if fast
+                else x.new_empty(b, c, t_out, h + 1, w + 1)
+            )
             buf[..., h, :].zero_()
             buf[..., :h, w].zero_()
             body = buf[..., :h, :w]
@@ -435,6 +512,16 @@ class Downsample3D(nn.Module):
             else:
                 body.copy_(x)
             x = buf
+        if fast:
+            # [B, C, T', H+1, W+1] -> frames [B*T', C, H+1, W+1] (a view of the NDHWC buffer)
+            frames = x.permute(0, 2, 1, 3, 4).reshape(b * t_out, c, h + 1, w + 1)
+            y = F.conv2d(
+                frames,
+                self.conv.weight.contiguous(memory_format=torch.channels_last),
+                self.conv.bias,
+                stride=2,
+            )  # [B*T', C, H/2, W/2], channels-last
+            return y.view(b, t_out, *y.shape[1:]).permute(0, 2, 1, 3, 4)
         weight = self.conv.weight.unsqueeze(2)  # [C, C, 1, 3, 3]
         return _conv3d(x, weight, self.conv.bias, stride=(1, 2, 2))
 
@@ -453,11 +540,14 @@ class Upsample3D(nn.Module):
         self.compress_time = compress_time
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1)
 
-    def forward(self, x: Tensor, *, first: bool) -> Tensor:
-        """x [B, C, T, H, W] -> [B, C, T', 2H, 2W]."""
+    def forward(self, x: Tensor, *, first: bool, step_fast: bool = False) -> Tensor:
+        """x [B, C, T, H, W] -> [B, C, T', 2H, 2W]; `step_fast`: the sub-pixel kernel
+        (`upsample2x_conv`: no upsampled tensor, time-doubled frames convolved once)."""
         b, c, t, h, w = x.shape
         keep = (1 if first else 0) if self.compress_time else t  # frames doubled in space only
         keep = min(keep, t)
+        if step_fast and x.dtype == torch.float32 and _fused_ok(x, self.conv.weight):
+            return upsample2x_conv(channels_last(x), self.conv.weight, self.conv.bias, keep=keep)
         rest = t - keep
         up = x.new_empty(b, c, keep + 2 * rest, 2 * h, 2 * w)
         if keep:
@@ -512,7 +602,7 @@ class DownBlock3D(nn.Module):
         for resnet in self.resnets:
             x = resnet(x, step)
         if self.downsamplers is not None:
-            x = self.downsamplers[0](x, first=step.first)
+            x = self.downsamplers[0](x, first=step.first, step_fast=step.fast)
         return x
 
 
@@ -570,7 +660,7 @@ class UpBlock3D(nn.Module):
         for resnet in self.resnets:
             x = resnet(x, step, zq)
         if self.upsamplers is not None:
-            x = self.upsamplers[0](x, first=step.first)
+            x = self.upsamplers[0](x, first=step.first, step_fast=step.fast)
         return x
 
 
@@ -608,12 +698,18 @@ class Encoder3D(nn.Module):
         self.conv_out = CausalConv3d(ch[-1], 2 * config.latent_channels)
 
     def forward(self, x: Tensor, step: CacheStep) -> Tensor:
-        h = self.conv_in(x, step)
+        fast = step.fast and _fused_ok(x, self.conv_in.conv.weight)
+        h = self.conv_in(channels_last(x) if fast else x, step)
         for block in self.down_blocks:
             h = block(h, step)
         h = self.mid_block(h, step)
         if not _fused_ok(h, self.conv_out.conv.weight):
             return self.conv_out(F.silu(self.norm_out(h)), step)
+        if fast:
+            h2 = torch.empty_like(h)
+            F.silu(self.norm_out(h, out=h2), inplace=True)
+            del h
+            return self.conv_out(h2, step)
         buf, body = self.conv_out.new_input(h)
         F.silu(self.norm_out(h, out=body), inplace=True)
         del h
@@ -651,12 +747,20 @@ class Decoder3D(nn.Module):
         self.conv_out = CausalConv3d(ch[-1], config.out_channels)
 
     def forward(self, z: Tensor, step: CacheStep) -> Tensor:
+        fast = step.fast and _fused_ok(z, self.conv_in.conv.weight)
+        if fast:
+            z = channels_last(z)
         h = self.conv_in(z, step)
         h = self.mid_block(h, step, z)
         for block in self.up_blocks:
             h = block(h, step, z)
         if not _fused_ok(h, self.conv_out.conv.weight):
             return self.conv_out(F.silu(self.norm_out(h, z, first=step.first)), step)
+        if fast:
+            h2 = torch.empty_like(h)
+            F.silu(self.norm_out(h, z, first=step.first, out=h2), inplace=True)
+            del h
+            return self.conv_out(h2, step)
         buf, body = self.conv_out.new_input(h)
         F.silu(self.norm_out(h, z, first=step.first, out=body), inplace=True)
         del h
@@ -751,12 +855,17 @@ class RuntimeOptions:
     decode_latent_frames: latent frames per decode chunk (None: whole clip). Reference default 2.
     tiling: spatial tiling (`Tiling`), True for the reference's default tiles, None/False: off.
     batch_chunk: batch items per pass (None: whole batch; 1 is the reference's `enable_slicing`).
+    fast_kernels: channels-last activations, temporal-Winograd causal convs and sub-pixel
+        upsampling convs (`cogvx.vae3d.kernels`; fp32 and autograd: only the causal conv). Same
+        function as the reference kernels up to rounding order; False runs the reference
+        kernels (`tests/test_fast_path.py` compares the two).
     """
 
     encode_frames: int | None = 8
     decode_latent_frames: int | None = 2
     tiling: Tiling | bool | None = None
     batch_chunk: int | None = None
+    fast_kernels: bool = True
 
 
 Progress = Callable[[int, int], None]  # (steps done, steps total)
@@ -976,7 +1085,7 @@ class CausalVAE3D(nn.Module):
         following chunks (T a multiple of 4). Returns (moments, cache for the next chunk).
         """
         encoder = self._require("encoder")
-        step = CacheStep(cache)
+        step = CacheStep(cache, fast=self._options.fast_kernels)
         moments = encoder(video, step)
         if self.quant_conv is not None:
             moments = self.quant_conv(moments)
@@ -990,7 +1099,7 @@ class CausalVAE3D(nn.Module):
         T = 4t - 3 for the first chunk of a clip (`cache` None), 4t for later chunks.
         """
         decoder = self._require("decoder")
-        step = CacheStep(cache)
+        step = CacheStep(cache, fast=self._options.fast_kernels)
         if self.post_quant_conv is not None:
             z = self.post_quant_conv(z)
         return decoder(z, step), step.new
