@@ -189,7 +189,7 @@ def _task_tab(model: DemoModel, queue: GenerationQueue, task: str) -> None:
                     )
                 button = gr.Button("Generate", variant="primary", elem_id=f"{task}-generate")
             with gr.Column():
-                video = gr.Video(label="Video", autoplay=True, elem_id=f"{task}-video")
+                video = gr.Video(label="Video", autoplay=True, height=400, elem_id=f"{task}-video")
                 files = gr.File(
                     label="Downloads: mp4, GIF, generation.json",
                     file_count="multiple",

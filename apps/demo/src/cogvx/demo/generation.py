@@ -144,7 +144,10 @@ class DemoModel:
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(self.pipelines)
+        """The tasks this model runs, in :data:`cogvx.infer.tasks.TASKS` order."""
+        from cogvx.infer.tasks import TASKS
+
+        return tuple(t for t in TASKS if t in self.pipelines)
 
     # ---- checking a request ----------------------------------------------------------------------
 
@@ -152,9 +155,7 @@ class DemoModel:
         """Refuse a bad request (:class:`RequestError`); returns ``(num_frames, height, width)``."""
         c = self.choices
         if request.task not in self.pipelines:
-            raise RequestError(
-                f"task={request.task!r}: this model runs {', '.join(self.pipelines)}"
-            )
+            raise RequestError(f"task={request.task!r}: this model runs {', '.join(self.tasks)}")
         if not isinstance(request.prompt, str) or not request.prompt.strip():
             raise RequestError("prompt: required (type what the video should show)")
         seed = request.seed

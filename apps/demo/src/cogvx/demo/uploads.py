@@ -38,6 +38,12 @@ class UploadLimits:
                 raise ValueError(f"UploadLimits.{name}={value!r}: expected a positive integer")
 
 
+def _reason(error: BaseException, file: Path) -> str:
+    """The reader's message without the server-side path of the upload (the name is enough)."""
+    text = " ".join(str(error).split())
+    return text.replace(f"'{file}'", "the file").replace(str(file), "the file")
+
+
 def _check_file(path: str | os.PathLike[str], what: str, limits: UploadLimits) -> Path:
     file = Path(path)
     if not file.is_file():
@@ -58,7 +64,7 @@ def load_image(path: str | os.PathLike[str], limits: UploadLimits) -> np.ndarray
     try:
         image = read_image(file)
     except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-        raise UploadError(f"image {file.name!r} could not be decoded: {e}") from None
+        raise UploadError(f"image {file.name!r} could not be decoded: {_reason(e, file)}") from None
     if image.shape[0] * image.shape[1] > limits.max_pixels:
         raise UploadError(
             f"image {file.name!r} is {image.shape[1]}x{image.shape[0]} pixels; "
@@ -76,7 +82,7 @@ def load_video(path: str | os.PathLike[str], limits: UploadLimits, num_frames: i
     try:
         info = probe_video(file)
     except (VideoReadError, OSError) as e:
-        raise UploadError(f"video {file.name!r} could not be decoded: {e}") from None
+        raise UploadError(f"video {file.name!r} could not be decoded: {_reason(e, file)}") from None
     if info.num_frames > limits.max_frames:
         raise UploadError(
             f"video {file.name!r} has {info.num_frames} frames; the limit is {limits.max_frames}"
@@ -94,7 +100,7 @@ def load_video(path: str | os.PathLike[str], limits: UploadLimits, num_frames: i
     try:
         frames = read_video(file, max_frames=num_frames).frames
     except (VideoReadError, OSError) as e:
-        raise UploadError(f"video {file.name!r} could not be decoded: {e}") from None
+        raise UploadError(f"video {file.name!r} could not be decoded: {_reason(e, file)}") from None
     if frames.shape[0] != num_frames:
         raise UploadError(
             f"video {file.name!r}: only {frames.shape[0]} of its {info.num_frames} frames decode; "
