@@ -1,7 +1,7 @@
 """Step caching for sampling: do less transformer work per video at (nearly) the same output.
 
 Consecutive denoising steps see similar inputs, so parts of the transformer's work can be reused
-(docs/diffusion.md §Step caching). Three independent, composable kinds, each an explicit frozen
+(docs/pipelines.md §Step caching). Three independent, composable kinds, each an explicit frozen
 option object:
 
 - residual reuse, keyed on how much the input changed since the last computed step; when the
