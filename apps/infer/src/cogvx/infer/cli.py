@@ -6,6 +6,8 @@
     cogvx generate --prompt-file prompts.txt --model DIR --output outdir/ preset=cogvideox_5b
     cogvx generate "..." --seed 1,2,3                              # a Hydra multirun, one job per seed
     cogvx generate -m "..." sampling.guidance_scale=4,6 hydra.sweep.dir=sweeps/g
+    cogvx generate "..." --nproc-per-node 4 parallel.cfg=2 parallel.sp=2   # one video, 4 processes
+    torchrun --no-python --nproc-per-node 4 cogvx generate "..." parallel.cfg=2 parallel.sp=2
     cogvx generate "..." cache=teacache cache.threshold=0.4 sampling.guidance_stop=0.6   # faster
 
 Flags are shorthands for config keys; any ``key=value`` argument is a Hydra override composed over
@@ -22,6 +24,7 @@ no torch, transformers or peft).
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import sys
 import time
@@ -145,6 +148,12 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument("--preset", choices=PRESETS)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--nproc-per-node",
+        type=int_arg("--nproc-per-node", minimum=1, maximum=1024),
+        help="generate one video on N local processes (parallel.cfg x parallel.sp = N); "
+        "or launch with torchrun --no-python --nproc-per-node N cogvx generate ...",
+    )
     p.add_argument(
         "-m", "--multirun", action="store_true", help="Hydra multirun over sweep overrides"
     )
@@ -436,8 +445,11 @@ def _record(cfg: DictConfig, pipe: Any, model: str, task: str, shape: Any, fps: 
     }
 
 
-def _run_single(cfg: DictConfig, output: Path, pipe_cache: dict | None = None) -> list[Path]:
-    """One prompt -> the video, GIF, contact sheet and generation.json at ``output``."""
+def _run_single(
+    cfg: DictConfig, output: Path, pipe_cache: dict | None = None, *, write: bool = True
+) -> list[Path]:
+    """One prompt -> the video, GIF, contact sheet and generation.json at ``output`` (``write``
+    False: generate only, the other ranks of a parallel job)."""
     import numpy as np
 
     from cogvx.infer.outputs import plan_outputs, write_run_outputs
@@ -445,17 +457,20 @@ def _run_single(cfg: DictConfig, output: Path, pipe_cache: dict | None = None) -
     model = _model_folder(cfg)
     if not cfg.prompt:
         raise UsageError("PROMPT", None, 'required: cogvx generate "a prompt" (or --prompt-file)')
-    planned = plan_outputs(output, overwrite=bool(cfg.output.overwrite))
+    planned = plan_outputs(output, overwrite=bool(cfg.output.overwrite)) if write else None
     task = _folder_task(cfg, model)
     _check_inputs(cfg, task)
     _check_shape_early(cfg, model)
+    _check_parallel_early(cfg, model)
     key = repr((model, cfg.pipeline, cfg.vae, cfg.lora))
     pipe = pipe_cache.get(key) if pipe_cache is not None else None
     if pipe is None:
         pipe = _build(cfg, model)
         if pipe_cache is not None:
             pipe_cache[key] = pipe
-    result = _generate(pipe, cfg, pipe.task, bool(cfg.progress))
+    result = _generate(pipe, cfg, pipe.task, bool(cfg.progress) and write)
+    if planned is None:
+        return []
     frames = np.asarray(result.frames)[0]  # [F, H, W, 3] in [0, 1]
     frames = (frames * 255.0).round().clip(0, 255).astype(np.uint8)
     fps = cfg.output.fps if cfg.output.fps is not None else pipe.fps
@@ -472,11 +487,20 @@ def _run_single(cfg: DictConfig, output: Path, pipe_cache: dict | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = _parser().parse_intermixed_args(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    ns = _parser().parse_intermixed_args(args)
     overrides = _overrides(ns)
     if ns.multirun or (ns.seed is not None and "," in ns.seed):
+        if ns.nproc_per_node is not None:
+            raise UsageError("--nproc-per-node", ns.nproc_per_node, "not with a multirun")
         return _main_multirun(overrides)
     cfg = compose_config(overrides)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if ns.nproc_per_node is not None and "RANK" not in os.environ:
+        return _main_launch(cfg, ns.nproc_per_node, args)
+    par = cfg.parallel
+    if world > 1 or par.cfg * par.sp > 1:
+        return _main_parallel(cfg, world)
     if cfg.prompt_file:
         return _main_batch(cfg)
     output = Path(cfg.output.path) if cfg.output.path is not None else None
@@ -592,5 +616,124 @@ def _main_batch(cfg: DictConfig) -> int:
         overwrite=bool(cfg.output.overwrite),
     )
     for p in result:
+        print(p)
+    return 0
+
+
+# ---- one video on several processes (cogvx.infer.parallel) ------------------------------------
+
+
+def _parallel_config(cfg: DictConfig, world: int) -> Any:
+    """The composed ``parallel.*`` keys as a :class:`~cogvx.infer.parallel.ParallelConfig`, checked
+    against the number of processes (errors name the key)."""
+    from cogvx.infer.parallel import ParallelConfig
+
+    par = cfg.parallel
+    if cfg.prompt_file:
+        raise UsageError(
+            "--prompt-file", cfg.prompt_file, "not with parallel.* (one video per job)"
+        )
+    if par.cfg * par.sp != world:
+        raise UsageError(
+            "parallel.cfg x parallel.sp",
+            f"{par.cfg} x {par.sp}",
+            f"must equal the number of processes ({world}); launch with --nproc-per-node "
+            f"{par.cfg * par.sp} or torchrun --no-python --nproc-per-node {par.cfg * par.sp} "
+            "cogvx generate ...",
+        )
+    try:
+        return ParallelConfig(cfg=par.cfg, sp=par.sp, sp_mode=par.sp_mode, vae=par.vae)
+    except ValueError as e:
+        raise _usage(e) from None
+
+
+def _usage(e: ValueError) -> Exception:
+    """``parallel.<key>=<value>: <valid>`` (cogvx.infer.parallel's messages) as a UsageError."""
+    m = re.match(r"^(parallel\.\w+)=(\S+): (.*)$", str(e), re.S)
+    return UsageError(m[1], m[2], m[3]) if m else e
+
+
+def _check_parallel_early(cfg: DictConfig, model: str) -> None:
+    """Degrees the model and the size allow (heads, video tokens, latent rows), before any load."""
+    par = cfg.parallel
+    if par.cfg * par.sp * par.vae == 1:
+        return
+    from cogvx.infer.model_folder import ModelFolder
+    from cogvx.infer.pipelines import folder_shape_rules
+
+    config = _parallel_config(cfg, par.cfg * par.sp)
+    transformer = ModelFolder.open(model).transformer_config
+    rules = folder_shape_rules(model)
+    s, d = cfg.sampling, rules.defaults()
+    frames = d.num_frames if cfg.video or s.num_frames is None else s.num_frames
+    shape = rules.check(
+        frames,
+        d.height if s.height is None else s.height,
+        d.width if s.width is None else s.width,
+        snap=s.snap,
+        strict_frames=s.strict_frames,
+    )
+    factor = 8  # the CogVideoX VAE's spatial factor (the folder check enforces it)
+    latent = (1, shape.padded_latent_frames, 0, shape.height // factor, shape.width // factor)
+    try:
+        config.check_model(transformer)
+        config.check_shape(transformer, latent, do_cfg=float(s.guidance_scale) > 1.0)
+    except ValueError as e:
+        raise _usage(e) from None
+    if cfg.vae.tiling and par.vae > 1:
+        raise UsageError("parallel.vae", par.vae, "not with vae.tiling=true (the bands are exact)")
+
+
+def _main_launch(cfg: DictConfig, nproc: int, args: list[str]) -> int:
+    """``--nproc-per-node N``: check everything here, then run N ranks of this command."""
+    from cogvx.infer.parallel import launch_local
+
+    _parallel_config(cfg, nproc)
+    if not cfg.prompt:
+        raise UsageError("PROMPT", None, 'required: cogvx generate "a prompt" --nproc-per-node N')
+    model = _model_folder(cfg)
+    _check_inputs(cfg, _folder_task(cfg, model))
+    _check_shape_early(cfg, model)
+    _check_parallel_early(cfg, model)
+    if cfg.output.path is not None:
+        from cogvx.infer.outputs import plan_outputs
+
+        plan_outputs(Path(cfg.output.path), overwrite=bool(cfg.output.overwrite))
+    rank_args = []
+    skip = False
+    for a in args:  # the ranks run the same command without the launcher flag
+        if skip:
+            skip = False
+        elif a == "--nproc-per-node":
+            skip = True
+        elif not a.startswith("--nproc-per-node="):
+            rank_args.append(a)
+    if cfg.output.path is None:  # one run folder for the job, chosen here
+        rank_args += ["--output", str(_default_run_dir() / "video.mp4")]
+    code = (
+        "import sys; from cogvx.cli.main import main; sys.exit(main(['generate', *sys.argv[1:]]))"
+    )
+    return launch_local(nproc, [sys.executable, "-c", code, *rank_args])
+
+
+def _main_parallel(cfg: DictConfig, world: int) -> int:
+    """One rank of a parallel job (torchrun or ``--nproc-per-node``): all ranks generate, rank 0
+    writes the outputs and prints the paths."""
+    import torch.distributed as dist
+
+    from cogvx.infer.parallel import init_distributed, use_parallel
+
+    config = _parallel_config(cfg, world)
+    rank = int(os.environ.get("RANK", "0"))
+    output = Path(cfg.output.path) if cfg.output.path is not None else None
+    if output is None:
+        output = _default_run_dir() / "video.mp4"
+    init_distributed(timeout_s=float(cfg.parallel.timeout))
+    try:
+        with use_parallel(config):
+            paths = _run_single(cfg, output, write=rank == 0)
+    finally:
+        dist.destroy_process_group()
+    for p in paths:
         print(p)
     return 0

@@ -23,6 +23,7 @@ __all__ = [
     "GenerateConfig",
     "LoraSettings",
     "OutputSettings",
+    "ParallelSettings",
     "PipelineSettings",
     "SamplingSettings",
     "VAESettings",
@@ -112,6 +113,18 @@ class BatchSettings:
 
 
 @dataclass
+class ParallelSettings:
+    """One video on several processes (cogvx.infer.parallel; launch with torchrun or
+    ``--nproc-per-node``): ``cfg`` x ``sp`` must equal the number of processes."""
+
+    cfg: int = 1  # 2: the unconditional and conditional branches on two ranks
+    sp: int = 1  # sequence-parallel degree of the transformer
+    sp_mode: str = "ulysses"  # ulysses (sp | heads) | ring
+    vae: int = 1  # ranks decoding each video together (row bands); divides cfg x sp
+    timeout: float = 600.0  # seconds a collective may wait before the job fails
+
+
+@dataclass
 class GenerateConfig:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
@@ -120,6 +133,7 @@ class GenerateConfig:
     output: OutputSettings = field(default_factory=OutputSettings)
     batch: BatchSettings = field(default_factory=BatchSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    parallel: ParallelSettings = field(default_factory=ParallelSettings)
     prompt: str | None = None
     prompt_file: str | None = None  # one prompt per line, or JSON Lines {"prompt", "seed"?}
     image: str | None = None  # image-to-video conditioning image
@@ -148,6 +162,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "output.format": ("mp4", "gif"),
     "cache.method": ("none", "teacache", "fbcache"),
     "cache.signal": ("temb", "modulated"),
+    "parallel.sp_mode": ("ulysses", "ring"),
 }
 MAX_SEQUENCE_LENGTH = 4096  # CogVideoX uses 226; far longer allocates T5 activations of many GB
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
@@ -162,6 +177,9 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "output.fps": (1, 1000),
     "sampling.uncond_every": (1, 10_000),
     "cache.attention_every": (1, 10_000),
+    "parallel.cfg": (1, 2),
+    "parallel.sp": (1, 1024),
+    "parallel.vae": (1, 1024),
 }
 _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {  # (low, high, low exclusive)
     "sampling.guidance_scale": (0.0, None, False),
@@ -169,6 +187,7 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {  # (low, high, lo
     "lora.scale": (-100.0, 100.0, False),
     "sampling.guidance_stop": (0.0, 1.0, False),
     "cache.threshold": (0.0, None, False),
+    "parallel.timeout": (0.0, None, True),
 }
 
 

@@ -44,6 +44,7 @@ from cogvx.expert_dit.sampling import (
 from cogvx.expert_dit.schedule import SchedulerConfig
 from cogvx.infer.lora import LoraLoaderMixin
 from cogvx.infer.model_folder import ModelFolder, VAEInfo
+from cogvx.infer.parallel import current_parallel
 from cogvx.infer.pipelines.call import (
     CALLBACK_TENSOR_INPUTS,
     Generator,
@@ -443,7 +444,12 @@ class VideoPipeline(LoraLoaderMixin):
                 z = latents[i : i + 1].permute(0, 2, 1, 3, 4)  # [1, C, F', h, w]
                 z = (1 / self.vae_info.scaling_factor * z).to(vae_dtype)
                 with self._vae_runtime(vae):
-                    video = vae.decode(z, progress=report)  # [1, 3, F, H, W] in [-1, 1]
+                    parallel = current_parallel()
+                    video = (  # [1, 3, F, H, W] in [-1, 1]
+                        vae.decode(z, progress=report)
+                        if parallel is None
+                        else parallel.decode(vae, z, progress=report)
+                    )
                 check_finite(video, where="the decoded video", dtype=vae_dtype)
                 frames.append((video / 2 + 0.5).clamp(0, 1).float().permute(0, 2, 1, 3, 4))
         finally:
@@ -652,6 +658,14 @@ class VideoPipeline(LoraLoaderMixin):
         self.check_task_inputs(task_inputs, request)
         check_latents(latents, request.latent_shape, self._latents_meaning)
         self._check_memory(request, length)
+        parallel = current_parallel()
+        if parallel is not None:  # degrees that do not divide heads/tokens/rows (docs/pipelines.md)
+            parallel.check_request(
+                self.transformer_config,
+                request,
+                cached=caching is not None or plan is not None,
+                tiled=self.vae.tiling or bool(self.vae_options.get("tiling")),
+            )
         report = StageReport(probe_rss=self.probe_memory)
 
         # 2. Encode the prompts: [uncond; cond] with guidance (the reference's CFG batch order).
@@ -785,7 +799,12 @@ class VideoPipeline(LoraLoaderMixin):
                     model_input = torch.cat([latents] * 2) if do_cfg else latents
                     model_input = self.transformer_input(model_input, conditioning, do_cfg)
                     timestep = t.expand(model_input.shape[0])
-                    v = transformer(model_input, embeds, timestep, ofs=ofs).float()
+                    parallel = current_parallel()
+                    if parallel is None:
+                        v = transformer(model_input, embeds, timestep, ofs=ofs).float()
+                    else:  # guidance- and sequence-parallel (cogvx.infer.parallel)
+                        v = parallel.predict(transformer, model_input, embeds, timestep, ofs=ofs)
+                        v = v.float()
                     check_finite(
                         v,
                         where=f"the transformer output at step {i} (t={int(t)})",
