@@ -2,12 +2,18 @@
 
     uv run --package cogvx-vae3d python benchmarks/vae3d_bench.py speed   [--repeats 2]
     uv run --package cogvx-vae3d python benchmarks/vae3d_bench.py memory
+    uv run --package cogvx-vae3d python benchmarks/vae3d_bench.py layers  [--op decode]
 
 speed:  OFFICIAL widths (2B VAE config, random weights saved once to a model folder), same input
         and weights for both sides; encode of a 9x128x128 clip and decode of 3x16x16 latents
         (-> 9x128x128), fp32 and bf16 (bf16 on a smaller 5x32x32 case, see below). Each run is a
         fresh process (peak RSS = ru_maxrss of the child, includes imports and weights); the
         sides are interleaved so that load from other users hits both alike.
+        Sides: ours (fast kernels, the default), "ours-refk" (ours with fast_kernels=False: the
+        reference kernels on NCDHW), the diffusers reference; `--fp32-only` skips bf16.
+layers: the same official-width case, one process per side (interleaved), per-layer wall time and
+        peak RSS above the layer's start (VmHWM reset through /proc/self/clear_refs before each
+        layer) from forward hooks on the modules both implementations name alike.
 memory: REDUCED width (block_out_channels 32,64,64,128 / 16,32,32,64) so it runs here:
         streamed decode peak RSS vs clip length (13..49 latent frames) and tiled decode peak
         RSS vs resolution, each in a fresh process.
@@ -18,8 +24,10 @@ Results are printed as Markdown; the numbers in benchmarks/results/vae3d.md come
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -70,7 +78,10 @@ def child_speed(side: str, op: str, dtype_name: str, case: str) -> dict:
     rss_loaded = _rss_now_mb()
     x = inputs["z"] if op == "decode" else inputs["video"]
     x = x.to(dtype)
-    with torch.inference_mode():
+    kernels = (
+        contextlib.nullcontext() if side == "ref" else vae.runtime(fast_kernels=side != "ours-refk")
+    )
+    with torch.inference_mode(), kernels:
         t0 = time.perf_counter()
         if op == "decode":
             y = vae.decode(x).sample if side == "ref" else vae.decode(x)
@@ -85,6 +96,74 @@ def child_speed(side: str, op: str, dtype_name: str, case: str) -> dict:
         "peak_mb": _peak_mb(),
         "shape": list(y.shape),
     }
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: `echo 5 > /proc/self/clear_refs`)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def child_layers(side: str, op: str) -> dict:
+    """Per-layer wall time and peak RSS above the layer's start, official width, fp32."""
+    import torch
+
+    folder = ROOT / "official-2b"
+    inputs = torch.load(ROOT / "inputs-main.pt")
+    if side == "ref":
+        from diffusers import AutoencoderKLCogVideoX
+
+        vae = AutoencoderKLCogVideoX.from_pretrained(folder).eval()
+    else:
+        from cogvx.vae3d import CausalVAE3D
+
+        part_name = "decoder" if op == "decode" else "encoder"
+        vae = CausalVAE3D.from_pretrained(folder, parts=(part_name,)).eval()
+    part = vae.decoder if op == "decode" else vae.encoder
+    # The layers both implementations name alike: convs in/out, every resnet, every resampler.
+    pattern = re.compile(
+        r"conv_in|norm_out|conv_out|(mid_block|(up|down)_blocks\.\d+)\.(resnets\.\d+|(up|down)samplers\.0)"
+    )
+    names = [n for n, _ in part.named_modules() if pattern.fullmatch(n)]
+    rows: dict[str, dict] = {}
+    state: dict[str, float] = {}
+
+    def pre(name):
+        def hook(module, args):
+            _reset_peak()
+            state["rss0"] = _rss_now_mb()
+            state["t0"] = time.perf_counter()
+            x = args[0]
+            rows.setdefault(name, {"in": list(x.shape)})
+
+        return hook
+
+    def post(name):
+        def hook(module, args, out):
+            dt = time.perf_counter() - state["t0"]
+            r = rows[name]
+            r["s"] = r.get("s", 0.0) + dt
+            r["peak_above_mb"] = max(r.get("peak_above_mb", 0.0), _peak_mb() - state["rss0"])
+            r["out"] = list(
+                (out[0] if isinstance(out, tuple) else out).shape
+            )  # diffusers: (h, cache)
+
+        return hook
+
+    modules = dict(part.named_modules())
+    for n in names:
+        modules[n].register_forward_pre_hook(pre(n))
+        modules[n].register_forward_hook(post(n))
+    x = inputs["z"] if op == "decode" else inputs["video"]
+    kernels = (
+        contextlib.nullcontext() if side == "ref" else vae.runtime(fast_kernels=side != "ours-refk")
+    )
+    _reset_peak()
+    rss_loaded = _rss_now_mb()
+    with torch.inference_mode(), kernels:
+        t0 = time.perf_counter()
+        vae.decode(x) if op == "decode" else vae.encode(x)
+        run_s = time.perf_counter() - t0
+    return {"run_s": run_s, "rss_loaded_mb": rss_loaded, "layers": rows}
 
 
 def child_memory(kind: str, n: int) -> dict:
@@ -167,7 +246,7 @@ def _prepare() -> None:
     )
 
 
-def speed(repeats: int, timeout: float, ref_bf16: bool) -> None:
+def speed(repeats: int, timeout: float, ref_bf16: bool, fp32_only: bool, sides: list[str]) -> None:
     subprocess.run(
         [sys.executable, __file__, "child", "prepare"], check=True
     )  # keep this process small
@@ -179,14 +258,20 @@ def speed(repeats: int, timeout: float, ref_bf16: bool) -> None:
         ("decode", "bfloat16", "small"),
         ("encode", "bfloat16", "small"),
     ]
+    if fp32_only:
+        plan = [p for p in plan if p[1] == "float32"]
     for op, dt, case in plan:
-        results: dict[str, list[dict]] = {"ours": [], "ref": []}
+        results: dict[str, list[dict]] = {side: [] for side in sides}
         for _ in range(repeats if dt == "float32" else 1):
-            for side in ("ours", "ref") if dt == "float32" or ref_bf16 else ("ours",):
+            for side in sides if dt == "float32" or ref_bf16 else ("ours",):
                 limit = timeout if dt == "float32" else min(timeout, 300)
                 results[side].append(_spawn(["speed", side, op, dt, case], limit))
                 print(op, dt, case, side, results[side][-1], file=sys.stderr, flush=True)
-        full = _spawn(["speed", "ours-full", op, dt, case], timeout) if dt == "float32" else None
+        full = (
+            _spawn(["speed", "ours-full", op, dt, case], timeout)
+            if dt == "float32" and "ours-full" in sides
+            else None
+        )
         err = None
         if (ROOT / f"out-ref-{op}-{dt}-{case}.pt").exists() and results["ref"]:
             proc = subprocess.run(
@@ -233,6 +318,51 @@ def speed(repeats: int, timeout: float, ref_bf16: bool) -> None:
             )
 
 
+def layers(ops: list[str], timeout: float) -> None:
+    subprocess.run([sys.executable, __file__, "child", "prepare"], check=True)
+    load0 = os.getloadavg()
+    sides = ("ours", "ours-refk", "ref")
+    for op in ops:
+        res = {side: _spawn(["layers", side, op], timeout) for side in sides}
+        for side, r in res.items():
+            print(op, side, "error" if "error" in r else f"{r['run_s']:.1f} s", file=sys.stderr)
+        ok = {k: v for k, v in res.items() if "error" not in v}
+        if "ours" not in ok or "ref" not in ok:
+            print(f"{op}: failed: {res}")
+            continue
+        print(
+            f"\n{op}, official 2B width, fp32, per layer (load average before {load0}, after {os.getloadavg()})\n"
+        )
+        print(
+            "| layer | in -> out | ours s | ours, reference kernels s | diffusers s | ours / diffusers time | "
+            "peak above start MB: ours / ref kernels / diffusers |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        tot = dict.fromkeys(sides, 0.0)
+        for name, r in ok["ours"]["layers"].items():
+            vals = {side: ok[side]["layers"].get(name) if side in ok else None for side in sides}
+            for side, v in vals.items():
+                tot[side] += v["s"] if v else 0.0
+            shape = "x".join(map(str, r["in"][1:])) + " -> " + "x".join(map(str, r["out"][1:]))
+            fmt = lambda v, key, f: format(v[key], f) if v else "-"  # noqa: E731
+            ratio = vals["ours"]["s"] / vals["ref"]["s"] if vals["ref"] else float("nan")
+            print(
+                f"| {name} | {shape} | {fmt(vals['ours'], 's', '.2f')} | {fmt(vals['ours-refk'], 's', '.2f')} | "
+                f"{fmt(vals['ref'], 's', '.2f')} | {ratio:.2f} | "
+                + " / ".join(fmt(vals[sd], "peak_above_mb", ".0f") for sd in sides)
+                + " |"
+            )
+        print(
+            f"| **all layers** | | {tot['ours']:.1f} | {tot['ours-refk']:.1f} | {tot['ref']:.1f} | "
+            f"{tot['ours'] / max(tot['ref'], 1e-9):.2f} | |"
+        )
+        print(
+            "| whole call | | "
+            + " | ".join(f"{ok[sd]['run_s']:.1f}" if sd in ok else "-" for sd in sides)
+            + " | | |"
+        )
+
+
 def memory(timeout: float) -> None:
     print(
         "| run | size | time s | RSS before decode MB | peak RSS MB | peak - before MB | output MB |"
@@ -276,12 +406,23 @@ def main() -> None:
             return
         if kind == "speed":
             out = child_speed(*sys.argv[3:7])
+        elif kind == "layers":
+            out = child_layers(*sys.argv[3:5])
         else:
             out = child_memory(sys.argv[3], int(sys.argv[4]))
         print(json.dumps(out))
         return
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["speed", "memory"])
+    p.add_argument("what", choices=["speed", "memory", "layers"])
+    p.add_argument(
+        "--op", choices=["decode", "encode", "both"], default="both", help="layers: which"
+    )
+    p.add_argument("--fp32-only", action="store_true", help="speed: skip the bf16 cases")
+    p.add_argument(
+        "--sides",
+        default="ours,ref",
+        help="speed: comma-separated sides per repeat (ours, ours-refk, ref), interleaved",
+    )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--skip-stream", action="store_true", help="memory: tiled/untiled runs only")
@@ -289,7 +430,12 @@ def main() -> None:
         "--skip-ref-bf16", action="store_true", help="reference bf16 (slow_conv3d) is not run"
     )
     a = p.parse_args()
-    speed(a.repeats, a.timeout, not a.skip_ref_bf16) if a.what == "speed" else memory(a.timeout)
+    if a.what == "speed":
+        speed(a.repeats, a.timeout, not a.skip_ref_bf16, a.fp32_only, a.sides.split(","))
+    elif a.what == "layers":
+        layers(["decode", "encode"] if a.op == "both" else [a.op], a.timeout)
+    else:
+        memory(a.timeout)
 
 
 if __name__ == "__main__":
