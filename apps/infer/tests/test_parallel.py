@@ -122,7 +122,7 @@ def reference(folder) -> torch.Tensor:
 
 @pytest.mark.parametrize("world", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_every_mode_matches_single_process(world, folder, reference):
-    results = run_ranks(HERE, "rank_modes", world, folder, timeout_s=600)
+    results = run_ranks(HERE, "rank_modes", world, folder, timeout_s=1500)
     for name, _ in MODES[world]:
         frames = [r[name][0] for r in results]
         for rank, f in enumerate(frames):
@@ -143,7 +143,7 @@ def test_killed_rank_fails_fast(folder):
         "rank_killed",
         2,
         folder,
-        timeout_s=600,
+        timeout_s=1500,
         collective_timeout_s=collective_timeout,
         tolerate=(1,),
     )
@@ -199,6 +199,7 @@ def test_bad_degrees_are_refused_before_work():
         ),
         (["parallel.sp_mode=tree"], "parallel.sp_mode=tree: choose from ulysses, ring"),
         (["parallel.timeout=0"], "parallel.timeout=0.0: a finite number > 0.0"),
+        (["--seed", "1,2", "parallel.sp=2"], "parallel.*=cfg=1 sp=2 vae=1: not with a multirun"),
     ],
 )
 def test_cli_refuses_bad_degrees_before_launch(args, message):
@@ -210,3 +211,54 @@ def test_cli_refuses_bad_degrees_before_launch(args, message):
     with pytest.raises(UsageError) as err:
         main(["a red circle moves to the right", *args])
     assert message in str(err.value)
+
+
+def test_launcher_ends_all_ranks_when_one_fails(capsys):
+    """launch_local: a failing rank's exit code comes back and the still-running ranks are ended
+    (rank 0 would otherwise sleep for 10 minutes)."""
+    import sys
+
+    from cogvx.infer.parallel import launch_local
+
+    script = (
+        "import os, sys, time; rank = int(os.environ['RANK']); "
+        "assert os.environ['WORLD_SIZE'] == '3' and os.environ['MASTER_ADDR'] == '127.0.0.1'; "
+        "sys.exit(3) if rank == 1 else time.sleep(600)"
+    )
+    start = time.monotonic()
+    code = launch_local(3, [sys.executable, "-c", script])
+    assert code == 3
+    assert time.monotonic() - start < 120
+    assert "rank 1 of 3 failed (exit code 3); ended the other ranks" in capsys.readouterr().err
+    assert launch_local(2, [sys.executable, "-c", "pass"]) == 0
+
+
+@pytest.mark.slow
+def test_cli_launcher_writes_one_video(tmp_path):
+    """`cogvx generate --nproc-per-node 2 parallel.cfg=2` with the shipped model: one set of
+    outputs, written by rank 0, paths printed once."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "v.mp4"
+    code = "import sys; from cogvx.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    args = ["generate", "a red circle moves to the right", "--steps", "2", "--no-progress"]
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            *args,
+            "--nproc-per-node",
+            "2",
+            "parallel.cfg=2",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert out.is_file() and out.with_suffix(".gif").is_file()
+    assert run.stdout.count(str(out)) == 1

@@ -532,6 +532,13 @@ def _main_multirun(overrides: list[str]) -> int:
             )
         if not cfg.prompt:
             raise UsageError("PROMPT", None, 'required: cogvx generate "a prompt" -m ...')
+        par = cfg.parallel
+        if par.cfg * par.sp * par.vae > 1:
+            raise UsageError(
+                "parallel.*",
+                f"cfg={par.cfg} sp={par.sp} vae={par.vae}",
+                "not with a multirun (-m / a seed list): one parallel job per video",
+            )
         model = _model_folder(cfg)
         task = _folder_task(cfg, model)
         _check_inputs(cfg, task)

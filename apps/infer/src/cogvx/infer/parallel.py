@@ -270,7 +270,11 @@ def _collective_errors(stage: str) -> Iterator[None]:
     one readable error naming this rank and the stage."""
     try:
         yield
-    except dist.DistError as e:
+    except RuntimeError as e:
+        # NCCL raises DistError subclasses; gloo a plain RuntimeError from its transport
+        # ("[.../gloo/transport/tcp/pair.cc] Connection closed by peer", "Timed out ...").
+        if not isinstance(e, dist.DistError) and "gloo" not in str(e):
+            raise
         rank = dist.get_rank() if dist.is_initialized() else "?"
         raise RuntimeError(
             f"rank {rank}: a collective with the other ranks failed during {stage} (another rank "
