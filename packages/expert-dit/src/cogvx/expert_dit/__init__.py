@@ -7,7 +7,8 @@
 - Kernels: fused expert LayerNorm + modulation, RoPE on q/k and the gated residual, Triton with a
   PyTorch reference beside each, chosen by :func:`use_kernels` (:mod:`.kernels`).
 - Diffusion: the CogVideoX noise schedule (:mod:`.schedule`) and the DDIM / DPM-Solver++(2M)
-  samplers with classifier-free guidance (:mod:`.sampling`).
+  samplers with classifier-free guidance (:mod:`.sampling`); step caching (TeaCache,
+  First-Block-Cache, Pyramid Attention Broadcast) and cheaper guidance in :mod:`.caching`.
 """
 
 from cogvx.expert_dit.attention import AttentionBackend, use_attention_backend
