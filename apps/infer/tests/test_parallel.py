@@ -116,20 +116,39 @@ def folder(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(folder) -> torch.Tensor:
-    return _frames(_pipe(folder))
+def reference(folder) -> dict[str, torch.Tensor]:
+    """Single-process frames, decoded with the VAE's default fast kernels and with its reference
+    kernels (the parallel decode is the reference-kernel form of the decoder layers)."""
+    pipe = _pipe(folder)
+    fast = _frames(pipe)
+    with pipe.vae.peek().runtime(fast_kernels=False):
+        plain = _frames(pipe)
+    return {"fast": fast, "plain": plain}
+
+
+#: The VAE's fast kernels vs its reference kernels on these random weights (their own tolerance is
+#: packages/vae3d/tests/test_fast_path.py's); a parallel decode is compared with both.
+FAST_KERNEL_TOL = 5e-5
 
 
 @pytest.mark.parametrize("world", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_every_mode_matches_single_process(world, folder, reference):
     results = run_ranks(HERE, "rank_modes", world, folder, timeout_s=1500)
-    for name, _ in MODES[world]:
+    for name, degrees in MODES[world]:
         frames = [r[name][0] for r in results]
+        split_decode = degrees.get("vae", 1) > 1
         for rank, f in enumerate(frames):
-            diff = (f - reference).abs().max().item()
-            print(f"{name} rank {rank}: max abs diff {diff:.2e}")
-            assert f.shape == reference.shape
-            assert diff <= TOL, (name, rank, diff)
+            diff = (f - reference["fast"]).abs().max().item()
+            plain = (f - reference["plain"]).abs().max().item()
+            print(
+                f"{name} rank {rank}: max abs diff {diff:.2e} (reference VAE kernels {plain:.2e})"
+            )
+            assert f.shape == reference["fast"].shape
+            if split_decode:
+                assert plain <= TOL, (name, rank, plain)
+                assert diff <= FAST_KERNEL_TOL, (name, rank, diff)
+            else:
+                assert diff <= TOL, (name, rank, diff)
         comm = results[0][name][1]
         assert sum(comm.values()) > 0, name  # the mode really exchanged data
     message = results[0]["world-mismatch"]
