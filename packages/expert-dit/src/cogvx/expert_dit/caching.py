@@ -531,7 +531,8 @@ def cached_forward(
             if pab is not None:
                 may = pab.reuses(step, t_value)
                 cached = [attn_new[names[i]][j] if may else None for i in computing]
-                reused += sum(c is not None for c in cached)
+                if all(c is not None for c in cached):  # else _block recomputes them all
+                    reused += len(cached)
             xc, y = _block(blocks[j], xc, tc, text_len, rope, backend, cached)
             if pab is not None and y is not None:
                 for k, i in enumerate(computing):
