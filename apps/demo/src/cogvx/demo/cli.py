@@ -135,15 +135,18 @@ def _upsampler(ns: Any) -> Any:
 
 
 def _contain_temporary_files(output: Path) -> None:
-    """Point this process's temporary files (``TMPDIR``: torch's and Gradio's caches, uploads)
-    into ``<output>/.tmp`` and ``<output>/.gradio`` before torch or gradio is imported, so the
-    demo writes nothing outside its output folder. Telemetry off."""
+    """Point this process's temporary files (``TMPDIR``: torch's and Gradio's caches, uploads;
+    matplotlib's font cache unless ``MPLCONFIGDIR`` is set) into ``<output>/.tmp`` and
+    ``<output>/.gradio`` before torch or gradio is imported, so the demo writes nothing outside
+    its output folder. Telemetry off."""
     tmp = output / ".tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["TMPDIR"] = str(tmp.resolve())
     tempfile.tempdir = None  # forget a temporary folder looked up before
     os.environ["GRADIO_TEMP_DIR"] = str((output / ".gradio").resolve())
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    # Gradio imports matplotlib, whose font cache would otherwise land in ~/.cache and ~/.config
+    os.environ.setdefault("MPLCONFIGDIR", str((tmp / "matplotlib").resolve()))
 
 
 def main(argv: list[str] | None = None) -> int:
