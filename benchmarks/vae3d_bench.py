@@ -82,16 +82,19 @@ def child_speed(side: str, op: str, dtype_name: str, case: str) -> dict:
         contextlib.nullcontext() if side == "ref" else vae.runtime(fast_kernels=side != "ours-refk")
     )
     with torch.inference_mode(), kernels:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         if op == "decode":
             y = vae.decode(x).sample if side == "ref" else vae.decode(x)
         else:
             y = vae.encode(x).latent_dist.mode() if side == "ref" else vae.encode(x).mode()
         run_s = time.perf_counter() - t0
+        cpu_s = time.process_time() - c0  # CPU time: robust to other users' load (1 thread)
     torch.save(y.float(), ROOT / f"out-{side}-{op}-{dtype_name}-{case}.pt")
     return {
         "load_s": load_s,
         "run_s": run_s,
+        "cpu_s": cpu_s,
         "rss_loaded_mb": rss_loaded,
         "peak_mb": _peak_mb(),
         "shape": list(y.shape),
@@ -103,12 +106,12 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def child_layers(side: str, op: str) -> dict:
+def child_layers(side: str, op: str, case: str = "main") -> dict:
     """Per-layer wall time and peak RSS above the layer's start, official width, fp32."""
     import torch
 
     folder = ROOT / "official-2b"
-    inputs = torch.load(ROOT / "inputs-main.pt")
+    inputs = torch.load(ROOT / f"inputs-{case}.pt")
     if side == "ref":
         from diffusers import AutoencoderKLCogVideoX
 
@@ -131,7 +134,7 @@ def child_layers(side: str, op: str) -> dict:
         def hook(module, args):
             _reset_peak()
             state["rss0"] = _rss_now_mb()
-            state["t0"] = time.perf_counter()
+            state["t0"] = time.process_time()  # CPU time of this process (1 thread)
             x = args[0]
             rows.setdefault(name, {"in": list(x.shape)})
 
@@ -139,7 +142,7 @@ def child_layers(side: str, op: str) -> dict:
 
     def post(name):
         def hook(module, args, out):
-            dt = time.perf_counter() - state["t0"]
+            dt = time.process_time() - state["t0"]
             r = rows[name]
             r["s"] = r.get("s", 0.0) + dt
             r["peak_above_mb"] = max(r.get("peak_above_mb", 0.0), _peak_mb() - state["rss0"])
@@ -160,9 +163,9 @@ def child_layers(side: str, op: str) -> dict:
     _reset_peak()
     rss_loaded = _rss_now_mb()
     with torch.inference_mode(), kernels:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         vae.decode(x) if op == "decode" else vae.encode(x)
-        run_s = time.perf_counter() - t0
+        run_s = time.process_time() - t0
     return {"run_s": run_s, "rss_loaded_mb": rss_loaded, "layers": rows}
 
 
@@ -244,17 +247,31 @@ def _prepare() -> None:
         },
         ROOT / "inputs-small.pt",
     )
+    torch.save(  # official width, a quarter of the main case's frames x pixels
+        {
+            "video": torch.rand(1, 3, 9, 64, 64, generator=g) * 2 - 1,
+            "z": torch.randn(1, 16, 3, 8, 8, generator=g),  # odd: the reference's frame rule
+        },
+        ROOT / "inputs-quick.pt",
+    )
 
 
-def speed(repeats: int, timeout: float, ref_bf16: bool, fp32_only: bool, sides: list[str]) -> None:
+def speed(
+    repeats: int,
+    timeout: float,
+    ref_bf16: bool,
+    fp32_only: bool,
+    sides: list[str],
+    case_fp32: str = "main",
+) -> None:
     subprocess.run(
         [sys.executable, __file__, "child", "prepare"], check=True
     )  # keep this process small
     load0 = os.getloadavg()
     rows = []
     plan = [
-        ("decode", "float32", "main"),
-        ("encode", "float32", "main"),
+        ("decode", "float32", case_fp32),
+        ("encode", "float32", case_fp32),
         ("decode", "bfloat16", "small"),
         ("encode", "bfloat16", "small"),
     ]
@@ -284,9 +301,9 @@ def speed(repeats: int, timeout: float, ref_bf16: bool, fp32_only: bool, sides: 
     load1 = os.getloadavg()
     print(f"\nLoad average (1/5/15 min) before: {load0}, after: {load1}; CPUs: {os.cpu_count()}\n")
     print(
-        "| op | dtype | input | side | load s | run s (each repeat) | RSS after load MB | peak RSS MB |"
+        "| op | dtype | input | side | load s | run s (each repeat) | CPU s | RSS after load MB | peak RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for op, dt, case, results, full, err in rows:
         for side, runs in [
             *results.items(),
@@ -300,30 +317,34 @@ def speed(repeats: int, timeout: float, ref_bf16: bool, fp32_only: bool, sides: 
                 continue
             print(
                 f"| {op} | {dt} | {case} | {side} | {min(r['load_s'] for r in ok):.1f} | "
-                f"{', '.join(format(r['run_s'], '.1f') for r in ok)} | {min(r['rss_loaded_mb'] for r in ok):.0f} | "
+                f"{', '.join(format(r['run_s'], '.1f') for r in ok)} | "
+                f"{', '.join(format(r.get('cpu_s', float('nan')), '.1f') for r in ok)} | "
+                f"{min(r['rss_loaded_mb'] for r in ok):.0f} | "
                 f"{min(r['peak_mb'] for r in ok):.0f} |"
             )
         ours = [r for r in results["ours"] if "error" not in r]
         ref = [r for r in results["ref"] if "error" not in r]
         if ours and ref:
             t = min(r["run_s"] for r in ours) / min(r["run_s"] for r in ref)
+            tc = min(r.get("cpu_s", float("nan")) for r in ours) / min(
+                r.get("cpu_s", float("nan")) for r in ref
+            )
             m = min(r["peak_mb"] for r in ours) / min(r["peak_mb"] for r in ref)
             act_o = min(r["peak_mb"] - r["rss_loaded_mb"] for r in ours)
             act_r = min(r["peak_mb"] - r["rss_loaded_mb"] for r in ref)
             print(
-                f"|  |  |  | **ours/ref** | | time x{t:.2f} | | peak x{m:.2f} (above-load peak x{act_o / max(act_r, 1):.2f}); "
+                f"|  |  |  | **ours/ref** | | time x{t:.2f} | CPU x{tc:.2f} | | peak x{m:.2f} (above-load peak x{act_o / max(act_r, 1):.2f}); "
                 f"max rel err {err:.2e} |"
                 if err is not None
                 else "|"
             )
 
 
-def layers(ops: list[str], timeout: float) -> None:
+def layers(ops: list[str], timeout: float, sides: list[str], case: str) -> None:
     subprocess.run([sys.executable, __file__, "child", "prepare"], check=True)
     load0 = os.getloadavg()
-    sides = ("ours", "ours-refk", "ref")
     for op in ops:
-        res = {side: _spawn(["layers", side, op], timeout) for side in sides}
+        res = {side: _spawn(["layers", side, op, case], timeout) for side in sides}
         for side, r in res.items():
             print(op, side, "error" if "error" in r else f"{r['run_s']:.1f} s", file=sys.stderr)
         ok = {k: v for k, v in res.items() if "error" not in v}
@@ -334,7 +355,7 @@ def layers(ops: list[str], timeout: float) -> None:
             f"\n{op}, official 2B width, fp32, per layer (load average before {load0}, after {os.getloadavg()})\n"
         )
         print(
-            "| layer | in -> out | ours s | ours, reference kernels s | diffusers s | ours / diffusers time | "
+            "| layer | in -> out | ours CPU s | ours, reference kernels CPU s | diffusers CPU s | ours / diffusers | "
             "peak above start MB: ours / ref kernels / diffusers |"
         )
         print("|---|---|---|---|---|---|---|")
@@ -407,7 +428,7 @@ def main() -> None:
         if kind == "speed":
             out = child_speed(*sys.argv[3:7])
         elif kind == "layers":
-            out = child_layers(*sys.argv[3:5])
+            out = child_layers(*sys.argv[3:6])
         else:
             out = child_memory(sys.argv[3], int(sys.argv[4]))
         print(json.dumps(out))
@@ -418,6 +439,12 @@ def main() -> None:
         "--op", choices=["decode", "encode", "both"], default="both", help="layers: which"
     )
     p.add_argument("--fp32-only", action="store_true", help="speed: skip the bf16 cases")
+    p.add_argument(
+        "--case",
+        choices=["main", "quick"],
+        default="main",
+        help="speed fp32 input: main = 3x16x16 latents / 9x128x128 video, quick = 3x8x8 / 9x64x64",
+    )
     p.add_argument(
         "--sides",
         default="ours,ref",
@@ -431,9 +458,14 @@ def main() -> None:
     )
     a = p.parse_args()
     if a.what == "speed":
-        speed(a.repeats, a.timeout, not a.skip_ref_bf16, a.fp32_only, a.sides.split(","))
+        speed(a.repeats, a.timeout, not a.skip_ref_bf16, a.fp32_only, a.sides.split(","), a.case)
     elif a.what == "layers":
-        layers(["decode", "encode"] if a.op == "both" else [a.op], a.timeout)
+        layers(
+            ["decode", "encode"] if a.op == "both" else [a.op],
+            a.timeout,
+            a.sides.split(",") if a.sides != "ours,ref" else ["ours", "ours-refk", "ref"],
+            a.case,
+        )
     else:
         memory(a.timeout)
 

@@ -15,7 +15,7 @@ Two code paths compute the same function:
   SpatialNorm3D 1x1x1 convs at latent resolution (a pointwise conv commutes with nearest
   upsampling). This saves one or two full-size activations per layer and several memory passes.
   `tests/test_streaming.py` compares the two paths.
-- the *fast kernels* (`RuntimeOptions.fast_kernels`, on by default; `CacheStep.fast`) keep the
+- the *fast kernels* (`RuntimeOptions.fast_kernels`, off by default; `CacheStep.fast`) keep the
   activations channels-last (NDHWC) and run the causal 3x3x3 convs as temporal-Winograd 2D convs
   and the upsampling convs in sub-pixel form (`cogvx.vae3d.kernels`); under autograd only the
   causal conv changes (it is differentiable). `tests/test_fast_path.py` compares fast and
@@ -858,14 +858,16 @@ class RuntimeOptions:
     fast_kernels: channels-last activations, temporal-Winograd causal convs and sub-pixel
         upsampling convs (`cogvx.vae3d.kernels`; fp32 and autograd: only the causal conv). Same
         function as the reference kernels up to rounding order; False runs the reference
-        kernels (`tests/test_fast_path.py` compares the two).
+        kernels (`tests/test_fast_path.py` compares the two). Off by default: measured per layer
+        (BENCHMARKS.md) they are faster on the upsampling and 256-channel layers but slower at
+        latent resolution, about equal over a whole small official-width decode.
     """
 
     encode_frames: int | None = 8
     decode_latent_frames: int | None = 2
     tiling: Tiling | bool | None = None
     batch_chunk: int | None = None
-    fast_kernels: bool = True
+    fast_kernels: bool = False
 
 
 Progress = Callable[[int, int], None]  # (steps done, steps total)
