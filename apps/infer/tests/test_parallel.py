@@ -167,6 +167,7 @@ def test_killed_rank_fails_fast(folder):
         tolerate=(1,),
     )
     survivor = results[0]
+    print(f"rank 0 after rank 1 was killed: {survivor}")
     assert results[1] is None  # rank 1 was killed
     assert survivor["error"] is not None, "rank 0 finished although rank 1 died"
     assert "rank 0: a collective with the other ranks failed" in survivor["error"]
