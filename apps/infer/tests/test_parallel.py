@@ -117,10 +117,11 @@ def folder(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def reference(folder) -> dict[str, torch.Tensor]:
-    """Single-process frames, decoded with the VAE's default fast kernels and with its reference
-    kernels (the parallel decode is the reference-kernel form of the decoder layers)."""
+    """Single-process frames, decoded with the VAE's fast kernels and with its reference kernels
+    (the parallel decode is the reference-kernel form of the decoder layers)."""
     pipe = _pipe(folder)
-    fast = _frames(pipe)
+    with pipe.vae.peek().runtime(fast_kernels=True):
+        fast = _frames(pipe)
     with pipe.vae.peek().runtime(fast_kernels=False):
         plain = _frames(pipe)
     return {"fast": fast, "plain": plain}
