@@ -49,26 +49,24 @@ def test_diffusers_gives_the_same_frames():
     assert float((got - expected).abs().max()) <= 1e-4
 
 
-UNDER_TRAINED = pytest.mark.xfail(
+# Fixed prompts (seed 0): every measured dimension must be right. Colour and direction meet their
+# targets on the held-out set (docs/shapes-model.md); shape does not yet, so a prompt whose shape
+# the model gets wrong is marked, strictly: a model that gets it right must drop the mark.
+SHAPE_MISSED = pytest.mark.xfail(
     strict=True,
-    raises=AssertionError,  # only a wrong colour/shape/motion counts, not a broken test
-    reason="the shipped model is under-trained (VAE 20.8 dB on held-out clips; 81 of 90 held-out "
-    "videos stay still, shape 34%): measured adherence in docs/shapes-model.md; a retrained "
-    "model must pass",
+    raises=AssertionError,  # only a wrong shape counts, not a broken test
+    reason="shape adherence is below its target (docs/shapes-model.md, Results)",
 )
+PROMPTS = {
+    "a red circle moves to the right": (),
+    "a cyan triangle rises": (SHAPE_MISSED,),
+    "a magenta square stays still": (SHAPE_MISSED,),
+    "a yellow square slides left": (SHAPE_MISSED,),
+    "a blue triangle sinks": (SHAPE_MISSED,),
+}
 
 
-@pytest.mark.parametrize(
-    "prompt",
-    [
-        pytest.param("a red circle moves to the right", marks=UNDER_TRAINED),
-        pytest.param("a cyan triangle rises", marks=UNDER_TRAINED),
-        "a magenta square stays still",
-    ],
-)
-def test_generates_the_prompted_colour_shape_and_motion(prompt):
-    from cogvx.evals.shapes import score_video
-
+def generate(prompt: str) -> np.ndarray:
     pipe = TextToVideoPipeline.from_pretrained(FOLDER)
     out = pipe(
         prompt=prompt,
@@ -78,8 +76,21 @@ def test_generates_the_prompted_colour_shape_and_motion(prompt):
         output_type="np",
         progress=False,
     )
-    video = np.rint(np.asarray(frames_of(out))[0] * 255).astype(np.uint8)
-    score = score_video(video, prompt)
+    return np.rint(np.asarray(frames_of(out))[0] * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("prompt", list(PROMPTS))
+def test_generates_the_prompted_colour_and_motion(prompt):
+    from cogvx.evals.shapes import score_video
+
+    score = score_video(generate(prompt), prompt)
     assert score.color_correct, score.to_dict()
-    assert score.shape_correct, score.to_dict()
     assert score.motion_correct, score.to_dict()
+
+
+@pytest.mark.parametrize("prompt", [pytest.param(p, marks=marks) for p, marks in PROMPTS.items()])
+def test_generates_the_prompted_shape(prompt):
+    from cogvx.evals.shapes import score_video
+
+    score = score_video(generate(prompt), prompt)
+    assert score.shape_correct, score.to_dict()

@@ -126,9 +126,9 @@ class ShapesDataConfig:
     height: int = 64
     width: int = 64
     fps: float = 8.0
-    size: tuple[float, float] = (0.22, 0.32)
+    size: tuple[float, float] = (0.3, 0.42)
     """Shape size range as a fraction of the frame width (min >= ``MIN_SIZE_FRACTION``)."""
-    travel: tuple[float, float] = (0.38, 0.5)
+    travel: tuple[float, float] = (0.38, 0.45)
     """Travel range of a moving shape as a fraction of the frame side along its motion."""
     pairs: Pairs = "train"
     seed: int = 0
@@ -277,18 +277,15 @@ class ShapesClipDataModule(ClipDataModule):
         val_batch_size: int = 8,
         num_workers: int = 0,
         seed: int = 0,
+        size: Sequence[float] = ShapesDataConfig.size,
+        travel: Sequence[float] = ShapesDataConfig.travel,
     ) -> None:
         self.root = Path(root)
-        self.train_config = ShapesDataConfig(
-            num_clips=num_clips, frames=frames, height=height, width=width, seed=seed
-        )
+        common = {"frames": frames, "height": height, "width": width}
+        common |= {"size": tuple(size), "travel": tuple(travel)}
+        self.train_config = ShapesDataConfig(num_clips=num_clips, seed=seed, **common)
         self.val_config = ShapesDataConfig(
-            num_clips=val_clips,
-            frames=frames,
-            height=height,
-            width=width,
-            seed=seed + 1,
-            pairs="held_out",
+            num_clips=val_clips, seed=seed + 1, pairs="held_out", **common
         )
         super().__init__(
             manifest=str(self.root / "train" / MANIFEST_NAME),
@@ -412,10 +409,18 @@ class ShapesVideoDataModule(VideoDataModule):
         uncond: str = "empty_prompt",
         seed: int = 0,
         num_workers: int = 0,
+        size: Sequence[float] = ShapesDataConfig.size,
+        travel: Sequence[float] = ShapesDataConfig.travel,
     ) -> None:
         self.root = Path(root)
         self.shapes_config = ShapesDataConfig(
-            num_clips=num_clips, frames=frames, height=height, width=width, seed=seed
+            num_clips=num_clips,
+            frames=frames,
+            height=height,
+            width=width,
+            seed=seed,
+            size=tuple(size),
+            travel=tuple(travel),
         )
         self.text_embed_dim, self.text_encoder_seed = text_embed_dim, text_encoder_seed
         self.builds_vae = vae_folder is None
