@@ -13,7 +13,75 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
+    from cogvx.captioner.aesthetic import (
+        AestheticScorer,
+        ClipAestheticScorer,
+        load_aesthetic_head,
+    )
+    from cogvx.captioner.chat import (
+        ChatBackend,
+        EndpointChatModel,
+        LocalChatModel,
+    )
+    from cogvx.captioner.classifiers import (
+        ClassifierHead,
+        FrameFeatureExtractor,
+        HandcraftedFeatures,
+        HeadClassifier,
+        NegativeLabel,
+        TransformersImageFeatures,
+        VideoClassifier,
+        clip_features,
+        train_head,
+    )
+    from cogvx.captioner.dense import (
+        CaptionResult,
+        ClipCaptioner,
+        DenseCaptioner,
+        ImageCaptioner,
+        Summarizer,
+        TransformersImageCaptioner,
+        summary_messages,
+    )
+    from cogvx.captioner.filters import (
+        ClipFilter,
+        FilterConfig,
+        FilterResult,
+    )
+    from cogvx.captioner.pipeline import (
+        CaptionConfig,
+        CaptionPipeline,
+        build_report,
+        collect_inputs,
+        merge_parts,
+        shard,
+    )
+    from cogvx.captioner.rules import (
+        CleanText,
+        clean_caption,
+        limit_words,
+        remove_opener,
+    )
+    from cogvx.captioner.scores import (
+        motion_pairs,
+        motion_scores,
+        text_dominance,
+    )
+    from cogvx.captioner.shots import (
+        Shot,
+        detect_cuts,
+        split_shots,
+    )
+    from cogvx.captioner.upsample import (
+        PromptUpsampler,
+        UpsampleConfig,
+        UpsampleResult,
+        upsample_messages,
+        upsample_prompt,
+    )
 
 # Public name -> submodule, imported on first use: `import cogvx.captioner` (and each CLI's --help) stays
 # free of torch and the model backends until a name is used.

@@ -9,7 +9,56 @@ every dimension ``cogvx eval`` runs is a row of :data:`DIMENSION_TABLE`. The syn
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
+    from cogvx.evals.dimensions import (
+        DEFAULT_DIMENSIONS,
+        DIMENSION_TABLE,
+        BackendOptions,
+        Dimension,
+        build_evaluators,
+        parse_dimensions,
+    )
+    from cogvx.evals.evaluator import (
+        Evaluator,
+        Unavailable,
+        evaluate,
+    )
+    from cogvx.evals.flow import (
+        DISFlow,
+        FarnebackFlow,
+        FlowBackend,
+        RAFTFlow,
+        RAFTUnavailableError,
+        motion_score,
+    )
+    from cogvx.evals.frechet import (
+        FeatureStats,
+        frechet_distance,
+        fvd,
+    )
+    from cogvx.evals.metrics import (
+        adjacent_frame_l1,
+        adjacent_frame_l1_per_pair,
+        lpips,
+        psnr,
+        psnr_per_frame,
+        ssim,
+        ssim_per_frame,
+    )
+    from cogvx.evals.results import (
+        Aggregation,
+        DimensionResult,
+        EvalRun,
+        Status,
+        VideoScore,
+    )
+    from cogvx.evals.samples import (
+        VideoSample,
+        middle_frame_indices,
+        stride_frame_indices,
+    )
 
 # Public name -> submodule, imported on first use: `import cogvx.evals` (and each CLI's --help) stays
 # free of torch and the model backends until a name is used.

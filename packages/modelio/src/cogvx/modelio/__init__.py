@@ -10,7 +10,34 @@ Depends on torch and safetensors[torch] only.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
+    from cogvx.modelio.atomic import (
+        atomic_write,
+        write_text_atomic,
+    )
+    from cogvx.modelio.config import (
+        CONFIG_NAME,
+        read_config,
+        write_config,
+    )
+    from cogvx.modelio.dtypes import (
+        DTYPE_NAMES,
+        dtype_name,
+        parse_dtype,
+    )
+    from cogvx.modelio.weights import (
+        WEIGHTS_NAME,
+        check_state_dict,
+        find_weights,
+        load_checked,
+        parse_size,
+        read_state_dict,
+        resolve_model_folder,
+        weights_names,
+        write_state_dict,
+    )
 
 # Public name -> submodule. Imported on first use: the field checks, config and atomic-write
 # helpers work without torch (the CLIs read folders and validate arguments before importing it).

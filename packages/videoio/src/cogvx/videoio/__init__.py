@@ -3,7 +3,54 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
+    from cogvx.videoio.files import (
+        Video,
+        VideoInfo,
+        VideoReadError,
+        atomic_output,
+        export_to_video,
+        probe_video,
+        read_image,
+        read_video,
+        write_image,
+        write_video,
+    )
+    from cogvx.videoio.jsonl import (
+        QUARANTINE_SUFFIX,
+        JsonlAppender,
+        JsonlError,
+        JsonlProblem,
+        iter_jsonl,
+        quarantine_path,
+        read_jsonl,
+        repair_jsonl,
+    )
+    from cogvx.videoio.manifest import (
+        ManifestError,
+        ManifestRecord,
+        ManifestWriter,
+        read_manifest,
+        resolve_path,
+        scan_manifest,
+    )
+    from cogvx.videoio.paths import (
+        IMAGE_SUFFIXES,
+        PARTIAL_MARKER,
+        VIDEO_SUFFIXES,
+        WRITABLE_VIDEO_SUFFIXES,
+        collect_media,
+        is_image_path,
+        is_partial_output,
+        is_video_path,
+    )
+    from cogvx.videoio.tensors import (
+        frames_to_tensor,
+        sample_frame_indices,
+        tensor_to_frames,
+    )
 
 # Public name -> submodule, imported on first use: `import cogvx.videoio` (and each CLI's --help) stays
 # free of torch and the model backends until a name is used.
