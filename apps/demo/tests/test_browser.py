@@ -271,7 +271,12 @@ def test_a_corrupt_upload_is_refused_on_the_page_and_the_next_request_works(
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(20_000))
     button = _element(driver, "#v2v-generate")
     _element(driver, "#v2v-video input[type='file']").send_keys(str(bad))
-    _wait("the upload", lambda: "broken.mp4" in (_find(driver, "#v2v-video").text or ""), 60)
+    # Gradio renders the file name as separate stem and extension spans ("broken" ".mp4")
+    _wait(
+        "the upload",
+        lambda: "broken.mp4" in "".join((_find(driver, "#v2v-video").text or "").split()),
+        60,
+    )
     _element(driver, "#v2v-prompt textarea").send_keys("a blue square sinks")
     button.click()
     message = "'broken.mp4' could not be decoded"
