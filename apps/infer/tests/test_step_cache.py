@@ -93,7 +93,7 @@ def reference(pipe):
 @pytest.mark.parametrize(
     ("options", "min_psnr"),
     [
-        (dict(cache=TeaCache(0.3)), 30.0),
+        (dict(cache=TeaCache(0.1, signal="modulated")), 30.0),
         (dict(cache=FirstBlockCache(0.1)), 30.0),
         (dict(cache=PyramidBroadcast(every=2)), 30.0),
         (dict(guidance_plan=GuidancePlan(uncond_every=2)), 30.0),
@@ -152,7 +152,9 @@ def test_cli_options_build_the_objects():
         ]
     )
     kw = _speed_kwargs(cfg)
-    assert kw["cache"] == StepCaching(TeaCache(0.4), PyramidBroadcast(3, (100.0, 800.0)))
+    assert kw["cache"] == StepCaching(
+        TeaCache(0.4, signal="modulated"), PyramidBroadcast(3, (100.0, 800.0))
+    )
     assert kw["guidance_plan"] == GuidancePlan(0.6, (100.0, 900.0), 2)
 
 

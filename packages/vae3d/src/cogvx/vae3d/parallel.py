@@ -2,7 +2,7 @@
 
 Each of the ``P`` ranks of a process group decodes one band of ``h / P`` latent rows (``8h / P``
 pixel rows) of every frame, through the same time chunks and causal conv cache as
-:meth:`CausalVAE3D.decode` (docs/vae.md §Decoder, §Streaming), and the bands are gathered at the
+:meth:`CausalVAE3D.decode` (docs/vae.md §Decoder, §Chunking), and the bands are gathered at the
 end of each chunk. Two things couple the bands, and both are exchanged so that the result equals
 the single-device, untiled decode up to float rounding (not the tiled decode, whose overlapping
 tiles have their own statistics):
@@ -25,9 +25,9 @@ written against the same modules and weights; ``tests`` in cogvx-infer compare i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 import torch.distributed as dist
@@ -135,7 +135,7 @@ def _conv(conv: CausalConv3d, x: Tensor, step: CacheStep, band: BandGroup) -> Te
         front = x[:, :, :1].expand(-1, -1, p, -1, -1) if cached is None else cached
         x = torch.cat([front, x], dim=2)  # [B, C, p + T, h, W]
         step.new[conv.cache_key] = x[:, :, -p:].clone()
-    rows, cols = conv.conv.padding[1], conv.conv.padding[2]
+    rows, cols = int(conv.conv.padding[1]), int(conv.conv.padding[2])  # ints: set by the model
     if rows:
         x = band.halo(x, rows)
     return F.conv3d(x, conv.conv.weight, conv.conv.bias, padding=(0, 0, cols))
@@ -198,10 +198,11 @@ def _decoder(decoder: Decoder3D, z: Tensor, step: CacheStep, band: BandGroup) ->
     for resnet in decoder.mid_block.resnets:
         h = _resnet(resnet, h, step, z, band)
     for block in decoder.up_blocks:
-        for resnet in block.resnets:
+        for resnet in cast(Iterable[ResnetBlock3D], block.resnets):
             h = _resnet(resnet, h, step, z, band)
         if block.upsamplers is not None:
-            h = _upsample(block.upsamplers[0], h, step.first, band)
+            upsamplers = cast(Sequence[Upsample3D], block.upsamplers)
+            h = _upsample(upsamplers[0], h, step.first, band)
     h = F.silu(_spatial_norm(decoder.norm_out, h, z, step.first, band))
     return _conv(decoder.conv_out, h, step, band)
 
