@@ -95,7 +95,13 @@ class _Pairs(Dataset):
 
 
 class _Batches(Sampler[list[int]]):
-    """A seeded permutation per epoch; starts at ``data.resume_at`` batches into the run once."""
+    """A seeded permutation per epoch, resumable at any batch of the run.
+
+    ``data.position`` is the run-wide index of the next batch: each ``iter`` (one epoch of the
+    Lightning loop) continues from it, so the k-th epoch draws permutation ``seed + k`` whether
+    or not the run was resumed (the loader reads ahead, but an epoch's last batch leaves the
+    position at the next epoch's start).
+    """
 
     def __init__(self, data: RegressionData):
         self.data = data
@@ -105,23 +111,20 @@ class _Batches(Sampler[list[int]]):
 
     def __iter__(self):
         n = len(self)
-        start = self.data.resume_at
-        self.data.resume_at = 0
-        epoch, skip = divmod(start, n)
-        while True:
-            perm = torch.randperm(
-                self.data.count, generator=torch.Generator().manual_seed(self.data.seed + epoch)
-            )
-            for b in range(skip, n):
-                yield perm[b * self.data.batch_size : (b + 1) * self.data.batch_size].tolist()
-            return
+        epoch, skip = divmod(self.data.position, n)
+        perm = torch.randperm(
+            self.data.count, generator=torch.Generator().manual_seed(self.data.seed + epoch)
+        )
+        for b in range(skip, n):
+            self.data.position = epoch * n + b + 1
+            yield perm[b * self.data.batch_size : (b + 1) * self.data.batch_size].tolist()
 
 
 class RegressionData(L.LightningDataModule):
     def __init__(self, count: int = 64, batch_size: int = 4, seed: int = 0):
         super().__init__()
         self.count, self.batch_size, self.seed = count, batch_size, seed
-        self.resume_at = 0
+        self.position = 0  # run-wide index of the next batch (see _Batches)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_Pairs(self.count, self.seed), batch_sampler=_Batches(self))
@@ -131,7 +134,7 @@ class RegressionData(L.LightningDataModule):
         return {"consumed": self.trainer.global_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.resume_at = int(state["consumed"])
+        self.position = int(state["consumed"])
 
 
 def register() -> None:
