@@ -173,6 +173,28 @@ def test_training_views_image_clip_window_and_crop():
     assert VAEModule(vae=TINY, clip_frames=9)._view(video, g).shape[2] == 9
 
 
+def test_image_frames_are_distinct_frames_of_each_clip_as_single_images():
+    # image_frames=k: k distinct frames per clip, each its own T=1 video, clip-major order.
+    video = (
+        torch.arange(9.0)[None, None, :, None, None]
+        + 100 * torch.arange(2.0)[:, None, None, None, None]
+    ).expand(2, 3, 9, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    module = VAEModule(vae=TINY, image_prob=1.0, image_frames=4)
+    for _ in range(10):
+        v = module._view(video, g)
+        assert v.shape == (8, 3, 1, 16, 16)
+        picked = v[:, 0, 0, 0, 0].reshape(2, 4)
+        assert torch.equal(picked[1], picked[0] + 100)  # the same frames of both clips
+        assert len(set(picked[0].tolist())) == 4  # distinct frames
+        assert set(picked[0].tolist()) <= set(range(9))
+    # more frames than the clip has: every frame once
+    assert VAEModule(vae=TINY, image_prob=1.0, image_frames=20)._view(video, g).shape[0] == 18
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=f"image_frames={bad!r}"):
+            VAEModule(vae=TINY, image_frames=bad)
+
+
 def test_foreground_weighted_l1():
     # A plain background (the frame's median colour) weighs 1, a saturated object up to 1 + w.
     x = clips(2, frames=5, size=32)

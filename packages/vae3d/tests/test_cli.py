@@ -102,3 +102,23 @@ def test_decode_refuses_latents_from_another_model(tmp_path, tiny_vae):
     with pytest.raises(ValueError, match="same --model"):
         main(["decode", str(lat), str(tmp_path / "o.mp4"), "--no-progress"])
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_help_imports_no_torch():
+    """``cogvx vae --help`` answers without importing torch (start-up: the commands import it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cogvx.vae3d.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print(sorted(m for m in ('torch', 'safetensors', 'cv2', 'av') if m in sys.modules), "
+        "file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage:" in out.stdout and "encode" in out.stdout
+    assert out.stderr.strip() == "[]"

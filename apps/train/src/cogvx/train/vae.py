@@ -24,7 +24,9 @@ here are conventional (KL 1e-6 per element, perceptual 0.1 when a network is giv
   background (the shapes dataset, docs/shapes-model.md), where a plain L1 is first minimised by
   the background alone.
 * **Cheap steps by option**: ``image_prob`` trains a step on one random frame per clip (a T=1
-  image, which the causal VAE encodes like a first frame), ``clip_frames`` the other steps on a
+  image, which the causal VAE encodes like a first frame; ``image_frames`` > 1 takes that many
+  distinct frames per clip as independent images, a larger image batch from the same clips: on a
+  2-thread CPU 32 images cost 3.1x the time of 8, not 4x), ``clip_frames`` the other steps on a
   random window of ``4k + 1`` frames (e.g. 5 of 9: a first frame and one group of 4, the unit of
   the 4x temporal compression) and ``crop_size`` on random spatial crops; the VAE is fully
   convolutional and causal, so all of them train the same weights at a fraction of the cost.
@@ -47,6 +49,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -263,6 +266,7 @@ class VAEModule(L.LightningModule):
         grad_clip: float | None = 1.0,
         sample_posterior: bool = True,
         image_prob: float = 0.0,
+        image_frames: int = 1,
         clip_frames: int | None = None,
         crop_size: int | None = None,
         export: bool = True,
@@ -282,6 +286,8 @@ class VAEModule(L.LightningModule):
                 raise ValueError(f"{name}={value!r}: expected a finite number >= 0")
         if not 0.0 <= image_prob <= 1.0:
             raise ValueError(f"image_prob={image_prob!r}: expected a probability in [0, 1]")
+        if isinstance(image_frames, bool) or not isinstance(image_frames, int) or image_frames < 1:
+            raise ValueError(f"image_frames={image_frames!r}: expected an int >= 1")
         if clip_frames is not None and (
             isinstance(clip_frames, bool)
             or not isinstance(clip_frames, int)
@@ -329,7 +335,7 @@ class VAEModule(L.LightningModule):
             image_prob,
             crop_size,
         )
-        self.clip_frames = clip_frames
+        self.clip_frames, self.image_frames = clip_frames, image_frames
         self.export, self.calibrate_scaling, self.seed = export, calibrate_scaling, int(seed)
         self.perceptual: PerceptualLoss | None = None
         if perceptual_weight > 0:
@@ -397,11 +403,17 @@ class VAEModule(L.LightningModule):
         return torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.global_step))
 
     def _view(self, video: Tensor, g: torch.Generator) -> Tensor:
-        """The step's training view: optionally one frame per clip (``image_prob``), else a
-        window of ``clip_frames`` frames, and/or a random crop."""
+        """The step's training view: optionally ``image_frames`` distinct frames per clip as
+        independent images (``image_prob``), else a window of ``clip_frames`` frames, and/or a
+        random crop."""
         if self.image_prob > 0 and float(torch.rand((), generator=g)) < self.image_prob:
-            t = int(torch.randint(video.shape[2], (), generator=g))
-            video = video[:, :, t : t + 1]
+            k = min(self.image_frames, video.shape[2])
+            if k == 1:
+                t = torch.randint(video.shape[2], (1,), generator=g)
+            else:
+                t = torch.randperm(video.shape[2], generator=g)[:k]
+            # [B, C, T, H, W] -> [B * k, C, 1, H, W]: each picked frame is its own T=1 video
+            video = rearrange(video[:, :, t], "b c k h w -> (b k) c 1 h w")
         elif self.clip_frames is not None and self.clip_frames < video.shape[2]:
             t = int(torch.randint(video.shape[2] - self.clip_frames + 1, (), generator=g))
             video = video[:, :, t : t + self.clip_frames]

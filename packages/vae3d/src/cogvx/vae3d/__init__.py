@@ -7,10 +7,51 @@
     video = vae.decode(z)
 """
 
-from .config import VAEConfig
-from .convert import convert_sat_state_dict, sat_to_diffusers_key
-from .model import CacheStep, CausalCache, CausalVAE3D, DiagonalGaussian, RuntimeOptions
-from .streaming import Tiling, chunk_bounds
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
+    from cogvx.vae3d.config import VAEConfig
+    from cogvx.vae3d.convert import convert_sat_state_dict, sat_to_diffusers_key
+    from cogvx.vae3d.model import (
+        CacheStep,
+        CausalCache,
+        CausalVAE3D,
+        DiagonalGaussian,
+        RuntimeOptions,
+    )
+    from cogvx.vae3d.streaming import Tiling, chunk_bounds
+
+# Public name -> submodule, imported on first use: `cogvx vae --help` and the config checks run
+# without importing torch.
+_EXPORTS: dict[str, str] = {
+    "VAEConfig": "config",
+    "convert_sat_state_dict": "convert",
+    "sat_to_diffusers_key": "convert",
+    "CacheStep": "model",
+    "CausalCache": "model",
+    "CausalVAE3D": "model",
+    "DiagonalGaussian": "model",
+    "RuntimeOptions": "model",
+    "Tiling": "streaming",
+    "chunk_bounds": "streaming",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cogvx.vae3d' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cogvx.vae3d.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "CacheStep",

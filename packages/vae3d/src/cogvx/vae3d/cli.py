@@ -20,15 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from cogvx.modelio import parse_dtype
 
 from .config import VAEConfig
-from .model import CausalVAE3D
-from .streaming import Tiling
+
+if TYPE_CHECKING:  # torch and the model are imported by the commands: `--help` stays fast
+    import torch
+
+    from .model import CausalVAE3D
 
 __all__ = ["main", "synthetic_clip"]
 
@@ -113,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ helpers
 def _load_model(args: argparse.Namespace) -> tuple[CausalVAE3D, str]:
+    import torch
+
+    from .model import CausalVAE3D
+
     dtype = parse_dtype(args.dtype, parameter="--dtype")
     if args.model is not None:
         return CausalVAE3D.from_pretrained(args.model, torch_dtype=dtype).eval(), str(args.model)
@@ -128,6 +133,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--encode-chunk and --decode-chunk must be >= 0 (0 = whole clip)")
     tiling = None
     if args.tile is not None:
+        from .streaming import Tiling
+
         tiling = Tiling(sample_height=args.tile[0], sample_width=args.tile[1])
     return {
         "encode_frames": args.encode_chunk or None,
@@ -192,6 +199,8 @@ def _frames_to_video(frames: Any, dtype: torch.dtype) -> torch.Tensor:
 def _encode(
     vae: CausalVAE3D, video: torch.Tensor, args: argparse.Namespace, **pad: bool
 ) -> torch.Tensor:
+    import torch
+
     with _progress("encode", not args.no_progress) as progress, torch.inference_mode():
         post = vae.encode(video, progress=progress, **pad)
         if args.sample:
@@ -200,6 +209,8 @@ def _encode(
 
 
 def _decode(vae: CausalVAE3D, z: torch.Tensor, args: argparse.Namespace) -> torch.Tensor:
+    import torch
+
     with _progress("decode", not args.no_progress) as progress, torch.inference_mode():
         return vae.decode(z, progress=progress)
 
@@ -320,7 +331,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "posterior": "sample" if args.sample else "mode",
         "dtype": args.dtype,
         "options": {
-            k: (repr(v) if isinstance(v, Tiling) else v) for k, v in _options(args).items()
+            k: (v if v is None or isinstance(v, int | float | str) else repr(v))
+            for k, v in _options(args).items()
         },
         "timings_s": {"encode": round(t1 - t0, 4), "decode": round(t2 - t1, 4)},
         "peak_rss_mb": round(_peak_rss_mb(), 1),
