@@ -54,6 +54,14 @@ def methods(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("ours uncond-every 3", {"uncond_every": 3}),
         ("ours fast", {"fbcache": 0.2, "pab": 2, "stop": 0.5, "uncond_every": 2}),
         ("ours faster", {"teacache": 0.6, "pab": 3, "stop": 0.4, "uncond_every": 3}),
+        # the CLI's cache=teacache default signal (the first block's modulated input)
+        ("ours teacache modulated 0.1", {"teacache": 0.1, "signal": "modulated"}),
+        ("ours teacache modulated 0.2", {"teacache": 0.2, "signal": "modulated"}),
+        ("ours fbcache 0.1 + pab 3", {"fbcache": 0.1, "pab": 3}),
+        (
+            "ours fbcache 0.1 + pab 3 + uncond-every 2",
+            {"fbcache": 0.1, "pab": 3, "uncond_every": 2},
+        ),
     ]
     ref: list[tuple[str, dict[str, Any]]] = [
         ("diffusers", {}),
@@ -144,7 +152,7 @@ def _ours_options(o: dict[str, Any]) -> dict[str, Any]:
 
     residual = None
     if "teacache" in o:
-        residual = TeaCache(o["teacache"])
+        residual = TeaCache(o["teacache"], signal=o.get("signal", "temb"))
     if "fbcache" in o:
         residual = FirstBlockCache(o["fbcache"])
     attention = PyramidBroadcast(o["pab"]) if "pab" in o else None
@@ -366,6 +374,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", help="comma list of method names (default: all)")
+    p.add_argument(
+        "--suffix", default="", help="results file suffix: cache_<kind><suffix>.{md,json,png}"
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--repeat", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -454,7 +465,7 @@ def write(
     for r in rows:
         r["speedup"] = ref["time"] / r["time"]
         r["denoise_speedup"] = ref["denoise"] / r["denoise"]
-    stem = RESULTS / f"cache_{a.kind}"
+    stem = RESULTS / f"cache_{a.kind}{a.suffix}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "model": a.model,
