@@ -133,3 +133,34 @@ def test_sigint_then_sigkill_then_resume(make_folder, tmp_path, capsys):
     for i, prompt in enumerate(PROMPTS):
         assert json.loads((out / f"{i:04d}.json").read_text())["prompt"] == prompt
         assert probe_video(out / f"{i:04d}.mp4").num_frames == 9
+
+
+def test_interrupt_between_rename_and_bookkeeping_still_reports_the_video(tmp_path):
+    # The race the Ctrl-C test can hit: the video's atomic rename is done, the signal lands before
+    # `written.append`. finish_pending counts a replaced file and nothing else.
+    from cogvx.infer.batch import GenerationModule, _file_identity
+
+    module = GenerationModule(lambda device: None, {}, tmp_path)
+    fresh = tmp_path / "0000.mp4"
+    module.pending = (fresh, _file_identity(fresh))  # None: nothing there before
+    fresh.write_bytes(b"new video")
+    module.finish_pending()
+    assert module.written == [fresh] and module.pending is None
+
+    old = tmp_path / "0001.mp4"  # --overwrite: an earlier video is there, not yet replaced
+    old.write_bytes(b"earlier video")
+    module.pending = (old, _file_identity(old))
+    module.finish_pending()
+    assert module.written == [fresh]
+
+    module.pending = (old, _file_identity(old))  # ... and now replaced (a new inode)
+    replacement = tmp_path / ".0001.tmp"
+    replacement.write_bytes(b"replacement video")
+    os.replace(replacement, old)
+    module.finish_pending()
+    assert module.written == [fresh, old]
+
+    missing = tmp_path / "0002.mp4"  # interrupted before the rename: not counted
+    module.pending = (missing, None)
+    module.finish_pending()
+    assert module.written == [fresh, old]

@@ -191,6 +191,7 @@ class GenerationModule(L.LightningModule):
         self.settings = settings or {}
         self.pipe = None
         self.written: list[Path] = []
+        self.pending: tuple[Path, tuple[int, int, int] | None] | None = None
 
     def on_predict_start(self) -> None:
         self.pipe = self.build(self.device)
@@ -220,10 +221,31 @@ class GenerationModule(L.LightningModule):
             video, meta = _target(self.output_dir, record, self.suffix)
             write_record(meta, _record_of(record, self.settings))  # first: see the module doc
             fps = self.fps if self.fps is not None else self.pipe.fps
+            # A Ctrl-C can land between the atomic rename inside write_video and the append:
+            # `pending` lets the interrupt report count a video that did reach the disk.
+            self.pending = (video, _file_identity(video))
             write_video(video, frames, fps)
             self.written.append(video)
+            self.pending = None
             written.append(str(video))
         return written
+
+    def finish_pending(self) -> None:
+        """After an interrupt: count the video being written if its file was replaced."""
+        if self.pending is not None:
+            video, before = self.pending
+            if video not in self.written and _file_identity(video) not in (None, before):
+                self.written.append(video)
+            self.pending = None
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of ``path``, or None when it does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def run_batch(
@@ -271,6 +293,7 @@ def run_batch(
         if not trainer.interrupted:
             raise
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        module.finish_pending()
         done = len(plan.done) + len(module.written)
         print(
             f"interrupted: {done} of {len(records)} video(s) complete in {out} "
