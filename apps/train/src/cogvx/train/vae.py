@@ -408,7 +408,7 @@ class VAEModule(L.LightningModule):
         random crop."""
         if self.image_prob > 0 and float(torch.rand((), generator=g)) < self.image_prob:
             k = min(self.image_frames, video.shape[2])
-            if k == 1:
+            if k == 1:  # the draw of the earlier one-frame option: its recipes reproduce
                 t = torch.randint(video.shape[2], (1,), generator=g)
             else:
                 t = torch.randperm(video.shape[2], generator=g)[:k]
