@@ -207,9 +207,16 @@ def test_t5_wrapper_pads_truncates_and_uses_no_mask(make_folder, kind, caplog):
     out = enc.encode(["a cat", "a panda"], max_sequence_length=12)
     assert out.shape == (2, 12, 32)
     with torch.no_grad():
-        direct = enc.model(ids)[0]  # no attention mask: padding tokens are encoded too
+        direct = enc.model(ids)
+        # transformers' T5 on the same folder: equal without a mask (padding tokens are encoded
+        # too, as the reference pipelines do), different with one
+        from transformers import T5EncoderModel
+
+        ref = T5EncoderModel.from_pretrained(str(folder / "text_encoder")).eval()
+        unmasked = ref(ids).last_hidden_state
+        masked = ref(ids, attention_mask=(ids != tok.pad_token_id).long()).last_hidden_state
     torch.testing.assert_close(out, direct, rtol=0, atol=0)
-    masked = enc.model(ids, attention_mask=(ids != tok.pad_token_id).long())[0]
+    torch.testing.assert_close(out, unmasked, rtol=1e-6, atol=1e-6)
     assert (masked - direct).abs().max() > 1e-4
     long_prompt = " ".join(["the quick brown fox jumps over the lazy dog"] * 3)
     with caplog.at_level(logging.WARNING):

@@ -1,4 +1,4 @@
-"""A thin wrapper over a transformers T5 encoder, used exactly as the CogVideoX pipelines use it.
+"""Tokenizer + T5 encoder (:mod:`cogvx.infer.t5`), used exactly as the CogVideoX pipelines use them.
 
 docs/pipelines.md §Text encoder: prompts are tokenised with ``padding="max_length"``, ``truncation=True`` and special tokens
 (T5 appends ``</s>``) to ``max_sequence_length`` (226 for the released models) and the encoder runs
@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:  # transformers is imported when a tokenizer or encoder is loaded (start-up time)
-    from transformers import PreTrainedTokenizerBase, T5EncoderModel
+from cogvx.infer.t5 import T5Encoder
+
+if TYPE_CHECKING:  # transformers is imported when a tokenizer is loaded (start-up time)
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = ["T5TextEncoder", "load_tokenizer"]
 
@@ -41,9 +43,10 @@ def load_tokenizer(folder: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
 
 
 class T5TextEncoder:
-    """Tokenizer + ``T5EncoderModel``: ``encode(prompts) -> [B, max_sequence_length, D_text]``."""
+    """Tokenizer + :class:`~cogvx.infer.t5.T5Encoder` (weight-compatible with transformers'
+    ``T5EncoderModel``): ``encode(prompts) -> [B, max_sequence_length, D_text]``."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, model: T5EncoderModel) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, model: T5Encoder) -> None:
         self.tokenizer = tokenizer
         self.model = model.eval()
 
@@ -59,21 +62,8 @@ class T5TextEncoder:
         """Load the tokenizer and the encoder weights (``dtype`` None keeps the stored dtype)."""
         if not Path(encoder_folder).is_dir():
             raise FileNotFoundError(f"text encoder folder not found: {encoder_folder}")
-        from transformers import T5EncoderModel
-        from transformers.utils import logging as hf_logging
-
         tokenizer = load_tokenizer(tokenizer_folder)
-        # transformers draws a "Loading weights" bar per load; one per stage (staged runs) is noise.
-        was_enabled = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
-            model = T5EncoderModel.from_pretrained(
-                encoder_folder, dtype=dtype or "auto", use_safetensors=True
-            )
-        finally:
-            if was_enabled:
-                hf_logging.enable_progress_bar()
-        return cls(tokenizer, model.to(device))
+        return cls(tokenizer, T5Encoder.from_pretrained(encoder_folder, dtype=dtype, device=device))
 
     @property
     def hidden_size(self) -> int:
@@ -88,7 +78,10 @@ class T5TextEncoder:
         return self.model.device
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        self.model.to(device=device, dtype=dtype)
+        if device is not None:
+            self.model.to(device=device)
+        if dtype is not None:
+            self.model.to_dtype(dtype)
         return self
 
     def tokenize(self, prompts: list[str], max_sequence_length: int) -> torch.Tensor:
@@ -128,5 +121,5 @@ class T5TextEncoder:
         if max_sequence_length < 1:
             raise ValueError(f"max_sequence_length={max_sequence_length} must be >= 1")
         ids = self.tokenize(prompts, max_sequence_length)
-        hidden = self.model(ids.to(self.model.device))[0]
+        hidden = self.model(ids.to(self.model.device))
         return hidden.to(device=device or hidden.device, dtype=dtype or self.model.dtype)
