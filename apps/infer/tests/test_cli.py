@@ -308,9 +308,19 @@ def test_default_model_is_the_shipped_folder(make_folder, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "default shapes model is missing" in err[0] and "--model" in err[0]
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(cogvx.infer, "default_model_dir", lambda: make_folder(T2V))
+    folder = make_folder(T2V)
+    monkeypatch.setattr(cogvx.infer, "default_model_dir", lambda: folder)
     assert cogvx_main(["generate", "a cat", "-o", str(tmp_path / "x.mp4"), *SMALL]) == 0
     assert (tmp_path / "x.mp4").is_file()
+    # Without --steps: the shipped model samples with the steps it was measured at (25), a
+    # --model folder with the reference's 50.
+    no_steps = [a for a in SMALL if a not in ("--steps", "2")]
+    for extra, name, want in [([], "d.mp4", 25), (["--model", str(folder)], "m.mp4", 50)]:
+        argv = ["generate", "a cat", "-o", str(tmp_path / name), *extra, *no_steps]
+        assert cogvx_main(argv) == 0
+        record = json.loads((tmp_path / "generation.json").read_text())[name]
+        assert record["steps"] == want
+    assert cogvx.infer.DEFAULT_MODEL_STEPS == 25
 
 
 def test_generate_help_imports_no_heavy_module():
@@ -325,3 +335,20 @@ def test_generate_help_imports_no_heavy_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "usage: cogvx generate" in out.stdout
     assert out.stderr.strip() == "[]"
+
+
+def test_generate_run_imports_no_compiler_or_transformers_modeling(tmp_path):
+    """A whole ``cogvx generate`` run on the shipped model stays off transformers' modeling code
+    and torch's compiler stack (about 11 s of the README command's start-up; docs/pipelines.md
+    §Text encoder)."""
+    code = (
+        "import sys\n"
+        "from cogvx.cli.main import main\n"
+        f"argv = ['generate', 'a red circle moves up', '--steps', '2', '-o', {str(tmp_path / 'v.mp4')!r}]\n"
+        "assert main([*argv, '--no-progress']) == 0\n"
+        "heavy = ('torch._dynamo', 'torch._inductor', 'sympy', 'transformers.modeling_utils')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (tmp_path / "v.mp4").is_file()
+    assert out.stderr.strip().splitlines()[-1] == "[]"

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cogvx.infer import DEFAULT_MODEL_STEPS
 from cogvx.infer.model_folder import ModelFolder
 from cogvx.infer.shapes import ShapeRules
 from cogvx.infer.tasks import TASKS, Task, tasks_for_channels
@@ -31,7 +32,7 @@ __all__ = [
 
 #: Sampling defaults of the shipped shapes model (docs/shapes-model.md §Model: 25 steps,
 #: guidance 6); other folders get the reference's 50 steps and guidance 6.
-SHAPES_STEPS = 25
+SHAPES_STEPS = DEFAULT_MODEL_STEPS
 SHAPES_GUIDANCE = 6.0
 REFERENCE_STEPS = 50
 REFERENCE_GUIDANCE = 6.0

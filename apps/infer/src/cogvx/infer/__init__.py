@@ -66,6 +66,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DEFAULT_MODEL_STEPS",
     "TASKS",
     "FamilyDefaults",
     "ImageToVideoPipeline",
@@ -95,6 +96,12 @@ __all__ = [
     "unload_lora",
     "write_videos",
 ]
+
+
+#: Denoising steps ``cogvx generate`` uses for the shipped shapes model when ``--steps`` is not
+#: given: the setting its adherence was measured at (docs/shapes-model.md). Other folders get 50,
+#: the reference pipelines' default.
+DEFAULT_MODEL_STEPS = 25
 
 
 def default_model_dir() -> Path:

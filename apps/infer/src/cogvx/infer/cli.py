@@ -43,6 +43,8 @@ CONFIG_MODULE = "cogvx.infer.conf"
 CONFIG_NAME = "generate"
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.]*(@[\w.]+)?=")
 TASK_CHOICES = tuple(TASKS)  # the one task table (pure Python: no torch on the --help path)
+#: Denoising steps for a --model folder when --steps is not given (the reference pipelines' default).
+REFERENCE_STEPS = 50
 PRESETS = ("cogvideox_2b", "cogvideox_5b", "cogvideox1_5_5b")
 
 # flag dest -> config key
@@ -234,14 +236,19 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 
 def _model_folder(cfg: DictConfig) -> str:
-    """The model folder: ``--model``, or the shipped shapes model (checked to exist)."""
+    """The model folder: ``--model``, or the shipped shapes model (checked to exist). Fills in
+    ``sampling.steps`` when unset: 50 for a given folder, ``DEFAULT_MODEL_STEPS`` (25, the setting
+    its adherence was measured at) for the shipped one."""
+    from cogvx.infer import DEFAULT_MODEL_STEPS, default_model_dir
+
     if cfg.pipeline.model is not None:
         path = Path(cfg.pipeline.model)
         if not (path / "model_index.json").is_file():
             what = "no model_index.json in it" if path.is_dir() else "no such folder"
             raise UsageError("--model", str(path), f"a model folder with model_index.json ({what})")
+        if cfg.sampling.steps is None:
+            cfg.sampling.steps = REFERENCE_STEPS
         return str(path)
-    from cogvx.infer import default_model_dir
 
     folder = default_model_dir()
     if not (folder / "model_index.json").is_file():
@@ -251,6 +258,8 @@ def _model_folder(cfg: DictConfig) -> str:
             f"the default shapes model is missing ({folder} has no model_index.json); "
             "pass --model DIR with a CogVideoX model folder",
         )
+    if cfg.sampling.steps is None:
+        cfg.sampling.steps = DEFAULT_MODEL_STEPS
     return str(folder)
 
 

@@ -53,7 +53,7 @@ class SamplingSettings:
     num_frames: int | None = None  # None: the family default (49 for 1.0, 81 for 1.5)
     height: int | None = None
     width: int | None = None
-    steps: int = 50
+    steps: int | None = None  # None: 25 for the shipped shapes model (DEFAULT_MODEL_STEPS), else 50
     guidance_scale: float = 6.0
     guidance_schedule: str = "constant"  # constant | dynamic | dynamic_step_index
     negative_prompt: str | None = None

@@ -50,6 +50,7 @@ from cogvx.evals.shapes import (
     vocabulary_words,
 )
 from cogvx.expert_dit import DiTConfig, SchedulerConfig
+from cogvx.infer import DEFAULT_MODEL_STEPS
 from cogvx.train.data import VideoDataModule
 from cogvx.train.dit import DiTModule
 from cogvx.train.vae import ClipDataModule
@@ -406,6 +407,7 @@ class ShapesVideoDataModule(VideoDataModule):
         text_embed_dim: int = 32,
         text_encoder_seed: int = 0,
         token_budget: int = 2048,
+        patch_size: int = 2,
         uncond: str = "empty_prompt",
         seed: int = 0,
         num_workers: int = 0,
@@ -434,6 +436,7 @@ class ShapesVideoDataModule(VideoDataModule):
             fps=self.shapes_config.fps,
             max_text_length=max_text_length,
             token_budget=token_budget,
+            patch_size=patch_size,
             uncond=uncond,
             cache_dir=str(self.root / "cache"),
             seed=seed,
@@ -516,8 +519,9 @@ class ShapesDiTModule(DiTModule):
 
 
 # ------------------------------------------------------------------------------ adherence
-#: Sampling settings the shapes model is evaluated and shipped with (chosen before evaluating).
-SHAPES_STEPS = 25
+#: Sampling settings the shapes model is evaluated and shipped with (chosen before evaluating);
+#: ``cogvx generate`` uses the same step count for it (``cogvx.infer.DEFAULT_MODEL_STEPS``).
+SHAPES_STEPS = DEFAULT_MODEL_STEPS
 SHAPES_GUIDANCE = 6.0
 
 
