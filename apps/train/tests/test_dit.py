@@ -236,3 +236,17 @@ def test_lora_settings_defaults_are_the_reference_scripts():
     s = LoraSettings()
     assert (s.rank, s.alpha, s.target_modules) == (128, 64.0, ("to_q", "to_k", "to_v", "to_out.0"))
     assert math.isclose(s.to_peft().lora_alpha / s.to_peft().r, 0.5)
+
+
+def test_a_data_patch_size_unlike_the_transformers_is_refused_before_any_work(tmp_path):
+    from cogvx.train.run import check_token_geometry
+    from cogvx.train.shapes import ShapesVideoDataModule
+
+    module = DiTModule(transformer=tiny_config())
+    assert module.config.patch_size == 2
+    check_token_geometry(module, ShapesVideoDataModule(root=str(tmp_path), patch_size=2))
+    with pytest.raises(
+        ValueError, match=r"data\.patch_size=1 but the transformer has patch_size=2"
+    ):
+        check_token_geometry(module, ShapesVideoDataModule(root=str(tmp_path), patch_size=1))
+    assert list(tmp_path.iterdir()) == []  # nothing was generated or encoded

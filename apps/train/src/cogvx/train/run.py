@@ -42,6 +42,7 @@ __all__ = [
     "build_callbacks",
     "build_module",
     "build_trainer",
+    "check_token_geometry",
     "resolve_resume",
     "train",
 ]
@@ -168,6 +169,24 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     )
 
 
+def check_token_geometry(module: L.LightningModule, data: L.LightningDataModule) -> None:
+    """Refuse, before any data is encoded, a data module that patchifies latents differently from
+    the transformer it feeds (``data.patch_size`` / ``data.patch_size_t`` against the model's);
+    otherwise the first step fails deep inside the packed forward."""
+    from cogvx.train.data import VideoDataModule
+    from cogvx.train.dit import DiTModule
+
+    if not (isinstance(module, DiTModule) and isinstance(data, VideoDataModule)):
+        return  # not a transformer run (the VAE trainer has no token geometry)
+    for key in ("patch_size", "patch_size_t"):
+        want, got = getattr(module.config, key), getattr(data, key)
+        if want != got:
+            raise ValueError(
+                f"data.{key}={got!r} but the transformer has {key}={want!r}: set "
+                f"data.{key}={want!r} (latents are patchified in the data module)"
+            )
+
+
 def train(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> RunResult:
     """Fit ``cfg.model`` on ``cfg.data`` in ``run_dir`` (resuming per ``cfg.resume``)."""
     run_dir = Path(run_dir)
@@ -176,6 +195,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike[str]) -> RunResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
     data = instantiate(cfg.data, _convert_="object")
+    check_token_geometry(module, data)
     trainer = build_trainer(cfg, run_dir)
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
     plot = None
