@@ -107,6 +107,21 @@ def main() -> None:
             "-o",
             f"{tmp}/x.mp4",
         ]
+    # The README's first command: the shipped shapes model with every default (both trees).
+    readme_out = tempfile.mkdtemp(prefix="startup-bench-readme-")
+    commands["README command (shipped model)"] = [
+        sys.executable,
+        "-c",
+        "import sys; from cogvx.cli.main import main; sys.exit(main(sys.argv[1:]))",
+        "generate",
+        "a red circle moves to the right",
+        "--seed",
+        "0",
+        "--no-progress",
+        "--overwrite",
+        "-o",
+        f"{readme_out}/x.mp4",
+    ]
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for name, cmd in commands.items():
