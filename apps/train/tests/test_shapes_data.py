@@ -82,11 +82,40 @@ def test_dataset_files_manifest_and_evaluator_agree(tmp_path):
         ({"travel": (0.2, 0.5)}, "travel="),
         ({"pairs": "all"}, "pairs='all'"),
         ({"size": (0.4, 0.5), "travel": (0.5, 0.9)}, "do not fit"),
+        ({"caption_drop_color": 1.5}, "caption_drop_color=1.5"),
     ],
 )
 def test_bad_settings_name_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ShapesDataConfig(**kwargs)
+
+
+def test_colour_free_captions_change_only_the_captions(tmp_path):
+    plain, drop = (
+        ShapesDataConfig(num_clips=60, seed=2),
+        ShapesDataConfig(num_clips=60, seed=2, caption_drop_color=0.5),
+    )
+    a, b = [sample_clip(plain, i) for i in range(60)], [sample_clip(drop, i) for i in range(60)]
+    import dataclasses
+
+    # same clips (pixels, shape, colour, motion), some captions without the colour word
+    assert [dataclasses.replace(s, names_color=True) for s in b] == a
+    free = [s for s in b if not s.names_color]
+    assert 15 <= len(free) <= 45
+    for s in free:
+        assert s.caption.startswith(f"a {s.shape} ")
+        assert s.color not in s.caption.split()
+    # one folder serves both: the clips are kept, the manifest follows the captions asked for
+    m = make_shapes_dataset(tmp_path / "d", ShapesDataConfig(num_clips=4, seed=2), progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "d" / "clips").iterdir()}
+    cfg = ShapesDataConfig(num_clips=4, seed=2, caption_drop_color=1.0)
+    make_shapes_dataset(tmp_path / "d", cfg, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "d" / "clips").iterdir()} == before
+    captions = [r.caption for r in read_manifest(m)]
+    assert captions == [sample_clip(cfg, i).caption for i in range(4)]
+    assert all(
+        len(c.split()) < len(sample_clip(plain, i).caption.split()) for i, c in enumerate(captions)
+    )
 
 
 def test_tokenizer_has_one_token_per_caption_word_and_loads_as_t5(tmp_path):

@@ -94,10 +94,17 @@ class ClipSpec:
     """Distance in pixels the centre moves along the motion from the first to the last frame."""
     background: int
     """Grey level (R = G = B) of the plain background."""
+    names_color: bool = True
+    """False: the caption leaves the colour out ("a circle sinks"; ``caption_drop_color``)."""
 
     @property
     def caption(self) -> str:
-        return caption(self.color, self.shape, self.motion, self.phrase)
+        text = caption(self.color, self.shape, self.motion, self.phrase)
+        if not self.names_color:
+            text = text.replace(
+                f"a {self.color} ", "a ", 1
+            )  # "a <color> <shape> ..." -> "a <shape> ..."
+        return text
 
     def centre(self, t: float) -> tuple[float, float]:
         """Centre at clip time ``t`` in [0, 1] (linear motion)."""
@@ -135,6 +142,10 @@ class ShapesDataConfig:
     seed: int = 0
     crf: int = 0
     pix_fmt: str = "yuv444p"
+    caption_drop_color: float = 0.0
+    """Fraction of the clips captioned without their colour ("a circle moves left"). There the
+    shape word alone says the shape, which keeps the transformer from reading the shape off the
+    colour (each held-out colour is seen with only two shapes; docs/shapes-model.md)."""
 
     def __post_init__(self) -> None:
         for name in ("num_clips", "frames", "height", "width"):
@@ -151,6 +162,9 @@ class ShapesDataConfig:
         _check_fraction_range("travel", self.travel, MIN_TRAVEL_FRACTION, 1.0)
         if self.pairs not in ("train", "held_out"):
             raise ValueError(f"pairs={self.pairs!r}: expected 'train' or 'held_out'")
+        drop = self.caption_drop_color
+        if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0.0 <= drop <= 1.0:
+            raise ValueError(f"caption_drop_color={drop!r}: expected a fraction in [0, 1]")
         side = min(self.height, self.width)
         if self.size[1] * self.width + self.travel[1] * max(self.height, self.width) > side:
             raise ValueError(
@@ -179,7 +193,12 @@ def sample_clip(config: ShapesDataConfig, index: int) -> ClipSpec:
         hi = extent - margin - max(0.0, d * travel)
         start.append(float(rng.uniform(lo, hi)))
     background = int(BACKGROUND_LEVELS[int(rng.integers(len(BACKGROUND_LEVELS)))])
-    return ClipSpec(color, shape, motion, phrase, size, (start[0], start[1]), travel, background)
+    # Drawn last, and only when asked for, so every earlier draw (and so the pixels) of clip
+    # ``index`` is the same with or without colour-free captions.
+    names_color = not (config.caption_drop_color > 0 and rng.random() < config.caption_drop_color)
+    return ClipSpec(
+        color, shape, motion, phrase, size, (start[0], start[1]), travel, background, names_color
+    )
 
 
 def draw_clip(spec: ClipSpec, frames: int, height: int, width: int) -> np.ndarray:
@@ -230,7 +249,11 @@ def make_shapes_dataset(
     config = config if config is not None else ShapesDataConfig()
     root = Path(out_dir)
     (root / "clips").mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in asdict(config).items() if k != "num_clips"}
+    # What the clip files depend on; captions are rewritten into the manifest on every call, so
+    # a folder is shared by runs that differ only in ``caption_drop_color``.
+    settings = {
+        k: v for k, v in asdict(config).items() if k not in ("num_clips", "caption_drop_color")
+    }
     settings["size"], settings["travel"] = list(config.size), list(config.travel)
     info = root / _INFO_NAME
     if info.is_file():
@@ -413,6 +436,7 @@ class ShapesVideoDataModule(VideoDataModule):
         num_workers: int = 0,
         size: Sequence[float] = ShapesDataConfig.size,
         travel: Sequence[float] = ShapesDataConfig.travel,
+        caption_drop_color: float = 0.0,
     ) -> None:
         self.root = Path(root)
         self.shapes_config = ShapesDataConfig(
@@ -423,6 +447,7 @@ class ShapesVideoDataModule(VideoDataModule):
             seed=seed,
             size=tuple(size),
             travel=tuple(travel),
+            caption_drop_color=caption_drop_color,
         )
         self.text_embed_dim, self.text_encoder_seed = text_embed_dim, text_encoder_seed
         self.builds_vae = vae_folder is None
