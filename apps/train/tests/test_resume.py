@@ -35,7 +35,9 @@ def _weights(run) -> dict[str, torch.Tensor]:
 def test_sigkill_then_resume_auto_is_bit_exact(tmp_path, script_env, script_command):
     rng = random.Random()
     kill_after = EVERY * rng.randint(2, STEPS // EVERY - 2)  # wait for this checkpoint ...
-    delay = rng.uniform(0.0, 0.3)  # ... then kill somewhere in the next steps
+    # ... then kill at once (the checkpoint's own step row must already be on disk) or
+    # somewhere in the next steps
+    delay = rng.choice((0.0, rng.uniform(0.0, 0.3)))
     full, killed = tmp_path / "full", tmp_path / "killed"
     quiet = dict(env=script_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     uninterrupted = subprocess.Popen(script_command(*ARGS, f"hydra.run.dir={full}"), **quiet)

@@ -46,6 +46,7 @@ __all__ = [
 
 _CKPT = re.compile(r"^step=(\d+)\.ckpt$")
 LAST = "last.ckpt"
+PENDING_SUFFIX = ".pending"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -92,8 +93,15 @@ class StepCheckpoint(L.Callback):
     """Save ``<dirpath>/step=NNNNNNNN.ckpt`` every ``every_n_steps`` optimizer steps and at the end.
 
     ``every_n_steps=0`` saves only when training ends. After each save ``last.ckpt`` links to the
-    newest file and all but the newest ``keep`` are deleted (``keep=0`` keeps every file). The
-    logger is flushed first, so the logged rows up to the checkpoint's step are on disk with it.
+    newest file and all but the newest ``keep`` are deleted (``keep=0`` keeps every file).
+
+    A checkpoint is captured after its step (``on_train_batch_end``) but published -- renamed from
+    a hidden ``.step=NNNNNNNN.ckpt.pending`` to its name -- only after the loggers are flushed at
+    the start of the next step (or when training ends or stops on an exception). Lightning logs a
+    step's metrics after ``on_train_batch_end``, so a checkpoint published at once could be on disk
+    while its own step's log row was not: a kill in between lost that row for good, since the
+    resumed run starts after it. Now a kill before the publish resumes from the previous
+    checkpoint and logs those steps again.
     """
 
     def __init__(
@@ -114,21 +122,36 @@ class StepCheckpoint(L.Callback):
         self.keep = keep
         self.save_last = save_last
         self._saved_step: int | None = None
+        self._pending: tuple[Path, Path] | None = None
 
-    def _save(self, trainer: L.Trainer) -> None:
+    def _save(self, trainer: L.Trainer, *, publish: bool) -> None:
         step = trainer.global_step
         if step == self._saved_step or trainer.sanity_checking:
             return
+        self._publish(trainer)
+        path = self.dirpath / f"step={step:08d}.ckpt"
+        staged = path.with_name(f".{path.name}{PENDING_SUFFIX}")
+        trainer.save_checkpoint(staged)
+        self._saved_step = step
+        self._pending = (staged, path)
+        if publish:
+            self._publish(trainer)
+
+    def _publish(self, trainer: L.Trainer, *, barrier: bool = True) -> None:
+        """Flush the loggers, then give the captured checkpoint its name (atomic rename)."""
+        if self._pending is None:
+            return
+        staged, path = self._pending
+        self._pending = None
         for logger in trainer.loggers:
             logger.save()
-        path = self.dirpath / f"step={step:08d}.ckpt"
-        trainer.save_checkpoint(path)
-        self._saved_step = step
         if trainer.is_global_zero:
+            os.replace(staged, path)
             if self.save_last:
                 _link_atomically(self.dirpath / LAST, path.name)
             self._prune()
-        trainer.strategy.barrier("cogvx_checkpoint")
+        if barrier:
+            trainer.strategy.barrier("cogvx_checkpoint")
 
     def _prune(self) -> None:
         if self.keep == 0:
@@ -141,13 +164,30 @@ class StepCheckpoint(L.Callback):
         for _, old in found[: -self.keep]:
             old.unlink(missing_ok=True)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Captured but never published by a killed run: the resume started before them.
+        if trainer.is_global_zero and self.dirpath.is_dir():
+            for stale in self.dirpath.glob(f".step=*.ckpt{PENDING_SUFFIX}"):
+                stale.unlink(missing_ok=True)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self._publish(trainer)
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         step = trainer.global_step
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
-            self._save(trainer)
+            self._save(trainer, publish=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._save(trainer)
+        self._save(trainer, publish=True)
+        self._publish(trainer)  # the last step's own checkpoint, when it was due anyway
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        # The captured state is complete (a step that ended); Ctrl-C or a stop keeps it. No
+        # barrier: the other ranks may not be here.
+        self._publish(trainer, barrier=False)
 
 
 class RNGState(L.Callback):
