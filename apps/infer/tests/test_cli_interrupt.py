@@ -64,7 +64,8 @@ def _listed_videos(folder: Path) -> list[str]:
     )
 
 
-def test_sigint_then_sigkill_then_resume(make_folder, tmp_path, capsys):
+def test_sigint_then_sigkill_then_resume(make_folder, tmp_path, capsys, monkeypatch):
+    import cogvx.videoio
     from cogvx.videoio import probe_video
 
     folder = make_folder(T2V)
@@ -76,18 +77,37 @@ def test_sigint_then_sigkill_then_resume(make_folder, tmp_path, capsys):
     # Ctrl-C after the first video (a real SIGINT to this process): exit 130, finished ones reported
     from cogvx.cli.main import main as cogvx_main
 
+    sent = threading.Event()
+
     def interrupt_after_first() -> None:
         deadline = time.monotonic() + 300
         while not (out / "0000.mp4").exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
+        sent.set()
+
+    real_write = cogvx.videoio.write_video
+
+    def write_then_wait_for_the_signal(path, *args, **kwargs):
+        # The batch must not finish before the signal lands: on a loaded machine the killer
+        # thread can be descheduled for longer than the four remaining tiny videos take (the CI
+        # flake of 2026-12-01). Python runs the SIGINT handler in this thread while it sleeps.
+        real_write(path, *args, **kwargs)
+        deadline = time.monotonic() + 60
+        while Path(path).name == "0000.mp4" and time.monotonic() < deadline:
+            time.sleep(0.01)
+            if sent.is_set():
+                time.sleep(0.05)
+                break
 
     killer = threading.Thread(target=interrupt_after_first, daemon=True)
     killer.start()
-    try:
-        code = cogvx_main(["generate", *argv])
-    except KeyboardInterrupt:  # pragma: no cover - would mean the signal escaped the command
-        code = None
+    with monkeypatch.context() as patch:
+        patch.setattr(cogvx.videoio, "write_video", write_then_wait_for_the_signal)
+        try:
+            code = cogvx_main(["generate", *argv])
+        except KeyboardInterrupt:  # pragma: no cover - would mean the signal escaped the command
+            code = None
     killer.join()
     captured = capsys.readouterr()
     assert code == 130, captured.err
