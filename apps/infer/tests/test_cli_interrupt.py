@@ -87,14 +87,19 @@ def test_sigint_then_sigkill_then_resume(make_folder, tmp_path, capsys, monkeypa
         if Path(path).name == "0000.mp4":
             signal.raise_signal(signal.SIGINT)
 
-    # the premise: an ordinary process, where Ctrl-C raises KeyboardInterrupt
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with monkeypatch.context() as patch:
-        patch.setattr(cogvx.videoio, "write_video", write_then_ctrl_c)
-        try:
-            code = cogvx_main(["generate", *argv])
-        except KeyboardInterrupt:  # pragma: no cover - would mean the signal escaped the command
-            code = None
+    # The premise: a terminal's process, where Ctrl-C raises KeyboardInterrupt. A job started with
+    # `&` from a script inherits SIGINT ignored (POSIX), and Python then installs no handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(cogvx.videoio, "write_video", write_then_ctrl_c)
+            try:
+                code = cogvx_main(["generate", *argv])
+            except KeyboardInterrupt:  # pragma: no cover - the signal escaped the command
+                code = None
+        restored = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     captured = capsys.readouterr()
     assert code == 130, captured.err
     assert "Traceback" not in captured.err
@@ -102,7 +107,7 @@ def test_sigint_then_sigkill_then_resume(make_folder, tmp_path, capsys, monkeypa
     finished = captured.out.split()
     assert finished and finished[0] == str(out / "0000.mp4")
     assert all(Path(p).is_file() for p in finished)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert restored is signal.default_int_handler  # what Lightning's Ctrl-C handling changed
 
     # SIGKILL mid-batch: no clean-up code runs at all
     first = _listed_videos(out)
