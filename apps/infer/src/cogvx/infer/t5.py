@@ -360,54 +360,35 @@ class T5Encoder(nn.Module):
         ``dtype`` None keeps the folder's dtype (``config.json`` ``dtype``, else the weights'), as
         transformers' ``dtype="auto"``. Missing or unexpected encoder weights raise, naming them.
         """
-        from safetensors import safe_open
+        from cogvx.modelio import load_checked, read_state_dict
 
         path = Path(folder)
         config = T5EncoderConfig.from_pretrained(path)
-        files = _weight_files(path)
+        state = read_state_dict(_weights_file(path), keep=_is_encoder_key)
+        if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
+            state["shared.weight"] = state["encoder.embed_tokens.weight"]
+        state.pop("encoder.embed_tokens.weight", None)  # the tied copy of ``shared``
         with torch.device("meta"):
             model = cls(config)
-        wanted = set(model.state_dict())
-        state: dict[str, Tensor] = {}
-        stored: torch.dtype | None = None
-        for file in files:
-            with safe_open(str(file), framework="pt", device="cpu") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                    name = "shared.weight" if key == "encoder.embed_tokens.weight" else key
-                    if name not in wanted or name in state:
-                        continue  # decoder.*, lm_head.*, or the tied copy of the embedding
-                    state[name] = f.get_tensor(key)
-                    stored = stored or state[name].dtype
-        missing = sorted(wanted - set(state))
-        if missing:
-            shown = ", ".join(missing[:4]) + (
-                f" and {len(missing) - 4} more" if len(missing) > 4 else ""
-            )
-            raise ValueError(
-                f"text encoder {path}: weights missing from {[f.name for f in files]}: {shown}"
-            )
-        model.load_state_dict(state, assign=True)
+        load_checked(model, state, source=str(path))
+        stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
         target = dtype or (_DTYPES[config.dtype] if config.dtype else stored) or torch.float32
         return model.to_dtype(target).to(device).eval().requires_grad_(False)
 
 
-def _weight_files(folder: Path) -> list[Path]:
-    """``model.safetensors``, or the shards named by ``model.safetensors.index.json``."""
+def _is_encoder_key(key: str) -> bool:
+    """The encoder's tensors of a T5 checkpoint (a full one also holds ``decoder.*``, ``lm_head``)."""
+    return not key.startswith(("decoder.", "lm_head."))
+
+
+def _weights_file(folder: Path) -> Path:
+    """``model.safetensors`` or the shard index ``model.safetensors.index.json``."""
     if not folder.is_dir():
         raise FileNotFoundError(f"text encoder folder not found: {folder}")
-    single = folder / WEIGHTS_NAME
-    if single.is_file():
-        return [single]
-    index = folder / WEIGHTS_INDEX_NAME
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        absent = [s for s in shards if not (folder / s).is_file()]
-        if absent:
-            raise FileNotFoundError(
-                f"text encoder {folder}: shards named by {index.name} are missing: {absent}"
-            )
-        return [folder / s for s in shards]
+    for name in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME):
+        if (folder / name).is_file():
+            return folder / name
     raise FileNotFoundError(
-        f"no weights in the text encoder folder {folder}: expected {WEIGHTS_NAME} or {WEIGHTS_INDEX_NAME} "
-        "(safetensors; pickled .bin weights are not loaded)"
+        f"no weights in the text encoder folder {folder}: expected {WEIGHTS_NAME} or "
+        f"{WEIGHTS_INDEX_NAME} (safetensors; pickled .bin weights are not loaded)"
     )
