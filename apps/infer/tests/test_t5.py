@@ -122,6 +122,8 @@ def test_config_round_trip_and_errors(tmp_path):
         T5EncoderConfig.from_dict({**raw, "model_type": "umt5"})
     with pytest.raises(ValueError, match="num_heads=0"):
         T5EncoderConfig(num_heads=0)
+    with pytest.raises(ValueError, match=r"dtype=.*float8.*expected one of"):
+        T5EncoderConfig(dtype="float8")
 
 
 def test_missing_weights_and_bad_ids_are_named(tmp_path):

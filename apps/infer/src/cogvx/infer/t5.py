@@ -38,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cogvx.modelio import parse_dtype
+
 __all__ = ["T5Encoder", "T5EncoderConfig"]
 
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _gelu_new(x: Tensor) -> Tensor:
@@ -93,8 +93,8 @@ class T5EncoderConfig:
                 "an even int >= 4 (bidirectional buckets: half per direction, half of those exact)"
             )
         self.activation  # noqa: B018 (validates feed_forward_proj)
-        if self.dtype is not None and self.dtype not in _DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} must be one of {sorted(_DTYPES)} or None")
+        if self.dtype is not None:
+            parse_dtype(self.dtype)  # raises naming dtype and the valid names
 
     @property
     def is_gated(self) -> bool:
@@ -372,7 +372,7 @@ class T5Encoder(nn.Module):
             model = cls(config)
         load_checked(model, state, source=str(path))
         stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
-        target = dtype or (_DTYPES[config.dtype] if config.dtype else stored) or torch.float32
+        target = dtype or parse_dtype(config.dtype, allow_auto=True) or stored or torch.float32
         return model.to_dtype(target).to(device).eval().requires_grad_(False)
 
 
