@@ -16,6 +16,7 @@ from cogvx.train.vae import (
     VAEModule,
     foreground_weights,
     hinge_d_loss,
+    noised_latents,
     reconstruction_metrics,
     weighted_l1,
 )
@@ -212,3 +213,22 @@ def test_foreground_weighted_l1():
     torch.testing.assert_close(weighted_l1(x + 0.1, x, 9.0), torch.tensor(0.1))
     with pytest.raises(ValueError, match="foreground_weight=-1"):
         VAEModule(vae=TINY, foreground_weight=-1)
+
+
+def test_noised_latents_scale_with_the_latents_and_vary_per_sample():
+    # u * level * std(z) per sample, u ~ U(0, 1): never above level * std(z); level 0 is z itself.
+    z = torch.randn(64, 4, 2, 8, 8) * 3.0 + 1.0
+    assert noised_latents(z, 0.0) is z
+    out = noised_latents(z, 0.5, torch.Generator().manual_seed(0))
+    per_sample = (out - z).flatten(1).std(dim=1) / float(z.std())
+    assert float(per_sample.max()) <= 0.5 * 1.05  # within sampling error of the cap
+    assert float(per_sample.min()) < 0.1 and float(per_sample.max()) > 0.4  # spread over [0, 0.5]
+    # scale-invariant: latents 10x larger get 10x the noise (the encoder cannot outgrow it)
+    big = noised_latents(10 * z, 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(big - 10 * z, 10 * (out - z), rtol=1e-4, atol=1e-4)
+    # gradients reach the encoder's latents; the noise scale itself is not a path
+    zg = z.clone().requires_grad_(True)
+    noised_latents(zg, 0.5, torch.Generator().manual_seed(0)).sum().backward()
+    torch.testing.assert_close(zg.grad, torch.ones_like(z))
+    with pytest.raises(ValueError, match=r"latent_noise=-0\.1"):
+        VAEModule(vae=TINY, latent_noise=-0.1)

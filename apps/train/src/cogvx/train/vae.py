@@ -30,6 +30,10 @@ here are conventional (KL 1e-6 per element, perceptual 0.1 when a network is giv
   random window of ``4k + 1`` frames (e.g. 5 of 9: a first frame and one group of 4, the unit of
   the 4x temporal compression) and ``crop_size`` on random spatial crops; the VAE is fully
   convolutional and causal, so all of them train the same weights at a fraction of the cost.
+* **Latent noise by option** (default off; not in the paper): ``latent_noise`` decodes the
+  sampled latents plus noise of up to that fraction of their std (:func:`noised_latents`), so
+  that the decoder tolerates the small errors of generated latents and the encoder keeps
+  contents apart by more than them (docs/shapes-model.md).
 * **Validation**: PSNR, SSIM and adjacent-frame flicker of the posterior-mode reconstruction from
   :mod:`cogvx.evals.metrics` (frames in [0, 1]).
 * **Start and export**: from a :class:`cogvx.vae3d.VAEConfig` (scratch) or a CogVideoX VAE folder
@@ -65,6 +69,7 @@ __all__ = [
     "VAEModule",
     "foreground_weights",
     "hinge_d_loss",
+    "noised_latents",
     "reconstruction_metrics",
     "weighted_l1",
 ]
@@ -213,6 +218,25 @@ def foreground_weights(video: Tensor, foreground_weight: float) -> Tensor:
     return 1.0 + foreground_weight * distance
 
 
+def noised_latents(z: Tensor, level: float, generator: torch.Generator | None = None) -> Tensor:
+    """``z`` plus Gaussian noise of std ``u * level * std(z)``, ``u ~ U(0, 1)`` per sample.
+
+    The decoder-side latent noise of the ``latent_noise`` option (a latent-denoising objective in
+    the spirit of l-DeTok, Yang et al. 2025, "Latent Denoising Makes Good Visual Tokenizers"):
+    the decoder learns to render latents that are slightly off the encoder's, which is what a
+    diffusion model's samples are, and since the noise scales with the batch's latent std
+    (detached) the encoder cannot escape it by growing its latents; it has to keep the contents
+    (e.g. which shape) apart by more than the noise. ``level`` 0 returns ``z`` itself.
+    """
+    if level == 0:
+        return z
+    # [B, C, T, H, W]: one noise level per sample, from clean (u = 0) to level * std
+    u = torch.rand((z.shape[0],) + (1,) * (z.dim() - 1), generator=generator)
+    noise = torch.randn(z.shape, generator=generator)
+    scale = u.to(z) * float(level) * z.detach().float().std().to(z)
+    return z + scale * noise.to(z)
+
+
 def weighted_l1(recon: Tensor, target: Tensor, foreground_weight: float = 0.0) -> Tensor:
     """L1 of ``recon`` against ``target``; with ``foreground_weight > 0`` a weighted mean with
     :func:`foreground_weights` of the target (weights normalised to mean 1), so a small object on
@@ -272,6 +296,7 @@ class VAEModule(L.LightningModule):
         export: bool = True,
         calibrate_scaling: bool = False,
         logvar_init: float | None = None,
+        latent_noise: float = 0.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -281,6 +306,7 @@ class VAEModule(L.LightningModule):
             ("perceptual_weight", perceptual_weight),
             ("kl_weight", kl_weight),
             ("disc_weight", disc_weight),
+            ("latent_noise", latent_noise),
         ):
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r}: expected a finite number >= 0")
@@ -328,6 +354,7 @@ class VAEModule(L.LightningModule):
         self.optim = optim
         self.l1_weight, self.kl_weight = float(l1_weight), float(kl_weight)
         self.foreground_weight = float(foreground_weight)
+        self.latent_noise = float(latent_noise)
         self.perceptual_weight, self.disc_weight = float(perceptual_weight), float(disc_weight)
         self.disc_start, self.disc_lr, self.grad_clip = int(disc_start), disc_lr, grad_clip
         self.sample_posterior, self.image_prob, self.crop_size = (
@@ -437,6 +464,8 @@ class VAEModule(L.LightningModule):
         x = self._view(batch, g)  # [B, 3, T, H, W] in [-1, 1]
         posterior = self.vae.encode(x, frames_per_chunk=None)
         z = posterior.sample(g) if self.sample_posterior else posterior.mode()
+        if self.latent_noise > 0:
+            z = noised_latents(z, self.latent_noise, g)
         recon = self.vae.decode(z, latent_frames_per_chunk=None)
         l1 = weighted_l1(recon, x, self.foreground_weight)
         kl = posterior.kl().mean() / x[0].numel()  # per element, like the L1 term
