@@ -464,8 +464,7 @@ class VAEModule(L.LightningModule):
         x = self._view(batch, g)  # [B, 3, T, H, W] in [-1, 1]
         posterior = self.vae.encode(x, frames_per_chunk=None)
         z = posterior.sample(g) if self.sample_posterior else posterior.mode()
-        if self.latent_noise > 0:
-            z = noised_latents(z, self.latent_noise, g)
+        z = noised_latents(z, self.latent_noise, g)  # level 0: z itself, no draws
         recon = self.vae.decode(z, latent_frames_per_chunk=None)
         l1 = weighted_l1(recon, x, self.foreground_weight)
         kl = posterior.kl().mean() / x[0].numel()  # per element, like the L1 term
