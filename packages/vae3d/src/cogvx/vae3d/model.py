@@ -157,6 +157,13 @@ class CacheStep:
 # ---------------------------------------------------------------------------------------------
 
 
+# Frames x pixels per call below which the temporal Winograd conv is not used: its weight
+# transform is per call and costs as much as the whole conv on small inputs (official-width
+# decode, 512 channels at 3x8x8: 0.17-0.28 s against 0.08-0.10 s direct; at 256 channels and
+# 5x16x16 it is already 0.8x the direct conv; benchmarks/results/vae3d.md).
+_WINOGRAD_MIN_PIXELS = 1024
+
+
 class CausalConv3d(nn.Module):
     """3D conv, causal in time (`CogVideoXCausalConv3d`, SAT `ContextParallelCausalConv3d`).
 
@@ -207,7 +214,12 @@ class CausalConv3d(nn.Module):
         """x [B, C_in, T, H, W] -> [B, C_out, T, H, W]; records this conv's cache in `step.new`."""
         if not self.time_pad:
             return _conv3d(x, self.conv.weight, self.conv.bias, padding=self.conv.padding)
-        if step.fast and self.time_pad == 2 and x.dtype == torch.float32:
+        if (
+            step.fast
+            and self.time_pad == 2
+            and x.dtype == torch.float32
+            and x.shape[2] * x.shape[3] * x.shape[4] >= _WINOGRAD_MIN_PIXELS
+        ):
             return self._forward_winograd(x, step)
         if not _fused_ok(x, self.conv.weight):
             # Plain, differentiable path: concatenate the front padding.
