@@ -232,3 +232,23 @@ def test_noised_latents_scale_with_the_latents_and_vary_per_sample():
     torch.testing.assert_close(zg.grad, torch.ones_like(z))
     with pytest.raises(ValueError, match=r"latent_noise=-0\.1"):
         VAEModule(vae=TINY, latent_noise=-0.1)
+
+
+def test_whiten_folds_a_basis_that_keeps_reconstructions():
+    # The exported latents get an identity second moment and scaling_factor 1; decoding them
+    # gives the reconstructions of the unwhitened VAE.
+    torch.manual_seed(0)
+    module = VAEModule(vae=TINY.replace(scaling_factor=0.7), disc_weight=0.0, whiten_latents=True)
+    x = clips(4, frames=5, size=32)
+    before = module.reconstruct(x)
+    matrix = module.whiten([x[:2], x[2:]])
+    assert module.vae.config.scaling_factor == 1.0 and tuple(matrix.shape) == (4, 4)
+    with torch.no_grad():
+        z = module.vae.encode(x, frames_per_chunk=None).mode()
+    cells = z.movedim(1, -1).reshape(-1, 4).double()
+    torch.testing.assert_close(
+        cells.T @ cells / cells.shape[0], torch.eye(4, dtype=torch.float64), atol=1e-3, rtol=0
+    )
+    torch.testing.assert_close(module.reconstruct(x), before, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="whiten_latents='yes'"):
+        VAEModule(vae=TINY, whiten_latents="yes")

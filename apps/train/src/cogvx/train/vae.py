@@ -59,7 +59,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cogvx.evals import metrics
 from cogvx.train.dit import lr_lambda
-from cogvx.vae3d import CausalVAE3D, VAEConfig
+from cogvx.vae3d import CausalVAE3D, VAEConfig, fold_latent_transform, latent_whitening
 from cogvx.videoio import ManifestRecord, frames_to_tensor, read_manifest, read_video, resolve_path
 
 __all__ = [
@@ -297,6 +297,7 @@ class VAEModule(L.LightningModule):
         calibrate_scaling: bool = False,
         logvar_init: float | None = None,
         latent_noise: float = 0.0,
+        whiten_latents: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -364,6 +365,9 @@ class VAEModule(L.LightningModule):
         )
         self.clip_frames, self.image_frames = clip_frames, image_frames
         self.export, self.calibrate_scaling, self.seed = export, calibrate_scaling, int(seed)
+        if not isinstance(whiten_latents, bool):
+            raise ValueError(f"whiten_latents={whiten_latents!r}: expected true or false")
+        self.whiten_latents = whiten_latents
         self.perceptual: PerceptualLoss | None = None
         if perceptual_weight > 0:
             self.perceptual = (
@@ -549,14 +553,30 @@ class VAEModule(L.LightningModule):
         self.vae.config = self.vae.config.replace(scaling_factor=factor)
         return factor
 
+    @torch.no_grad()
+    def whiten(self, clips: Sequence[Tensor]) -> Tensor:
+        """Fold the whitening of the posterior-mode latents of ``clips`` into the VAE
+        (:func:`cogvx.vae3d.latent_basis.fold_latent_transform`, ``scaling_factor`` 1): the same
+        reconstructions, latents whose second moment is the identity. Returns the ``[C, C]`` map."""
+        sf = self.vae.config.scaling_factor
+        z = torch.cat(
+            [self.vae.encode(c.to(self.device), frames_per_chunk=None).mode() * sf for c in clips]
+        )
+        matrix = latent_whitening(z)
+        self.vae = fold_latent_transform(self.vae, matrix)
+        return matrix
+
     def on_train_end(self) -> None:
         if not self.trainer.is_global_zero or self.trainer.fast_dev_run:
             return
-        if self.calibrate_scaling:
+        if self.calibrate_scaling or self.whiten_latents:
             loader = self.trainer.datamodule.train_dataloader() if self.trainer.datamodule else None
             if loader is not None:
                 clips = [b for _, b in zip(range(8), loader)]
-                self.calibrate_scaling_factor(clips)
+                if self.calibrate_scaling:
+                    self.calibrate_scaling_factor(clips)
+                if self.whiten_latents:
+                    self.whiten(clips)
         if self.export:
             self.save_pretrained(Path(self.trainer.default_root_dir) / "vae")
 

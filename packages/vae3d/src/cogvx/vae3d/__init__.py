@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
     from cogvx.vae3d.config import VAEConfig
     from cogvx.vae3d.convert import convert_sat_state_dict, sat_to_diffusers_key
+    from cogvx.vae3d.latent_basis import fold_latent_transform, latent_whitening
     from cogvx.vae3d.model import (
         CacheStep,
         CausalCache,
@@ -30,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "VAEConfig": "config",
     "convert_sat_state_dict": "convert",
     "sat_to_diffusers_key": "convert",
+    "fold_latent_transform": "latent_basis",
+    "latent_whitening": "latent_basis",
     "CacheStep": "model",
     "CausalCache": "model",
     "CausalVAE3D": "model",
@@ -63,5 +66,7 @@ __all__ = [
     "VAEConfig",
     "chunk_bounds",
     "convert_sat_state_dict",
+    "fold_latent_transform",
+    "latent_whitening",
     "sat_to_diffusers_key",
 ]
