@@ -44,3 +44,23 @@ def test_option_off_draws_from_the_whole_range_on_every_rank():
 def test_bad_rank_or_world_size_is_named(args, match):
     with pytest.raises(ValueError, match=match):
         rank_interval(*args)
+
+
+def test_logit_normal_matches_its_density_and_ranks_split_its_quantiles():
+    # t / T = sigmoid(m + s n): with (0, 1), P(t < 100) = Phi(logit(0.1)) = 1.40% (uniform: 10%)
+    # and P(300 <= t < 700) = 60.3% (uniform: 40%); ranks 0 and 1 of 2 split at the median.
+    sampler = TimestepSampler(1000, logit_normal=(0.0, 1.0))
+    g = torch.Generator().manual_seed(0)
+    lower = sampler.sample(20000, rank=0, world_size=2, generator=g)
+    upper = sampler.sample(20000, rank=1, world_size=2, generator=g)
+    assert int(lower.max()) <= 500 <= int(upper.min())
+    t = torch.cat([lower, upper]).double()
+    assert abs(float((t < 100).double().mean()) - 0.0140) < 0.004
+    assert abs(float(((t >= 300) & (t < 700)).double().mean()) - 0.603) < 0.01
+    assert int(t.min()) >= 0 and int(t.max()) <= 999
+    # a shifted mean moves the mass towards high noise
+    shifted = TimestepSampler(1000, logit_normal=(1.0, 1.0), explicit_uniform=False)
+    assert float(shifted.sample(4000, generator=g).double().mean()) > 650
+    for bad in [(0.0, 0.0), (float("nan"), 1.0), (0.0,)]:
+        with pytest.raises(ValueError, match="logit_normal="):
+            TimestepSampler(1000, logit_normal=bad)

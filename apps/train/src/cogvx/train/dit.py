@@ -90,6 +90,8 @@ class DiTModule(L.LightningModule):
             schedule, min_lr_ratio, max_steps); None = the defaults below.
         text_dropout: probability that a sample trains unconditionally (paper: 0.1).
         explicit_uniform: explicit uniform timestep sampling across ranks (off: plain uniform).
+        timestep_logit_normal: ``[mean, std]`` of a logit-normal timestep density
+            (:class:`cogvx.train.timesteps.TimestepSampler`); None = uniform, as CogVideoX.
         ema_decay: keep an EMA of the trainable weights with this decay (None: no EMA).
         ema_for_validation: validate (and export by default) with the EMA weights.
         gradient_checkpointing: recompute each block in backward.
@@ -111,6 +113,7 @@ class DiTModule(L.LightningModule):
         optim: Any = None,
         text_dropout: float = 0.1,
         explicit_uniform: bool = True,
+        timestep_logit_normal: list[float] | None = None,
         ema_decay: float | None = None,
         ema_for_validation: bool = False,
         gradient_checkpointing: bool = False,
@@ -155,7 +158,9 @@ class DiTModule(L.LightningModule):
         self.scheduler_config = scheduler if scheduler is not None else SchedulerConfig()
         self.schedule = NoiseSchedule(self.scheduler_config)
         self.timesteps = TimestepSampler(
-            self.scheduler_config.num_train_timesteps, explicit_uniform=explicit_uniform
+            self.scheduler_config.num_train_timesteps,
+            explicit_uniform=explicit_uniform,
+            logit_normal=None if timestep_logit_normal is None else tuple(timestep_logit_normal),
         )
         config = self.dit.config
         self.i2v = config.in_channels == 2 * config.out_dim

@@ -9,11 +9,19 @@ intervals ``[floor(r T / W), floor((r + 1) T / W))``: disjoint, together exactly
 With the option off (or one rank) every rank draws from the whole ``[0, T)`` (the diffusers
 fine-tuning scripts' ``randint(0, T)``).
 
+Optionally the timesteps follow a logit-normal density instead of the uniform one (Esser et al.
+2024, "Scaling Rectified Flow Transformers", §3.1): ``t = floor(T * sigmoid(m + s * n))`` with
+``n ~ N(0, 1)``, which puts fewer draws near ``t = 0`` and ``t = T`` and more in the middle. The
+ranks then split the *quantiles* of that density (each draws ``n = ndtri(u)`` with ``u`` uniform in
+its ``[r / W, (r + 1) / W)``), so explicit uniform sampling still covers it evenly.
+
 SAT's ``DiscreteSampling`` only switches the split on above 8 ranks and splits into a configured
 number of rank groups; we split per rank whenever the option is on (docs/differences.md).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -41,13 +49,34 @@ class TimestepSampler:
         num_timesteps: ``T`` (``num_train_timesteps`` of the schedule, 1000 for CogVideoX).
         explicit_uniform: split ``[0, T)`` into one interval per rank (paper §3); off = plain
             uniform on ``[0, T)`` on every rank.
+        logit_normal: ``(m, s)`` of a logit-normal density over ``t / T`` (``s > 0``); None =
+            uniform (the CogVideoX recipe).
     """
 
-    def __init__(self, num_timesteps: int = 1000, *, explicit_uniform: bool = True) -> None:
+    def __init__(
+        self,
+        num_timesteps: int = 1000,
+        *,
+        explicit_uniform: bool = True,
+        logit_normal: tuple[float, float] | None = None,
+    ) -> None:
         if not isinstance(num_timesteps, int) or num_timesteps < 1:
             raise ValueError(f"num_timesteps={num_timesteps!r}: expected a positive int")
+        if logit_normal is not None:
+            ok = (
+                len(logit_normal) == 2
+                and all(isinstance(v, int | float) and math.isfinite(v) for v in logit_normal)
+                and logit_normal[1] > 0
+            )
+            if not ok:
+                raise ValueError(
+                    f"logit_normal={logit_normal!r}: expected (mean, std) with a finite mean and "
+                    "std > 0, or None"
+                )
+            logit_normal = (float(logit_normal[0]), float(logit_normal[1]))
         self.num_timesteps = num_timesteps
         self.explicit_uniform = bool(explicit_uniform)
+        self.logit_normal = logit_normal
 
     def interval(self, rank: int = 0, world_size: int = 1) -> tuple[int, int]:
         """The interval this rank draws from (the whole range when the option is off)."""
@@ -65,7 +94,19 @@ class TimestepSampler:
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
-        """``n`` int64 timesteps, uniform on this rank's interval."""
-        lo, hi = self.interval(rank, world_size)
-        t = torch.randint(lo, hi, (n,), generator=generator, dtype=torch.int64)
+        """``n`` int64 timesteps: uniform on this rank's interval, or logit-normal with this rank's
+        share of the quantiles."""
+        if self.logit_normal is None:
+            lo, hi = self.interval(rank, world_size)
+            t = torch.randint(lo, hi, (n,), generator=generator, dtype=torch.int64)
+        else:
+            share = (rank, world_size) if self.explicit_uniform else (0, 1)
+            if not self.explicit_uniform:
+                rank_interval(self.num_timesteps, rank, world_size)  # validate the arguments
+            q0, q1 = share[0] / share[1], (share[0] + 1) / share[1]
+            u = q0 + (q1 - q0) * torch.rand(n, generator=generator, dtype=torch.float64)
+            u = u.clamp(1e-12, 1 - 1e-12)  # ndtri(0) = -inf
+            mean, std = self.logit_normal
+            frac = torch.sigmoid(mean + std * torch.special.ndtri(u))  # (0, 1)
+            t = (frac * self.num_timesteps).long().clamp_(0, self.num_timesteps - 1)
         return t if device is None else t.to(device)
