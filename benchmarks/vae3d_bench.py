@@ -9,8 +9,8 @@ speed:  OFFICIAL widths (2B VAE config, random weights saved once to a model fol
         (-> 9x128x128), fp32 and bf16 (bf16 on a smaller 5x32x32 case, see below). Each run is a
         fresh process (peak RSS = ru_maxrss of the child, includes imports and weights); the
         sides are interleaved so that load from other users hits both alike.
-        Sides: ours (fast kernels, the default), "ours-refk" (ours with fast_kernels=False: the
-        reference kernels on NCDHW), the diffusers reference; `--fp32-only` skips bf16.
+        Sides: ours (fast kernels, `fast_kernels=True`), "ours-refk" (ours with fast_kernels=False,
+        the library default: the reference kernels on NCDHW), the diffusers reference; `--fp32-only` skips bf16.
 layers: the same official-width case, one process per side (interleaved), per-layer wall time and
         peak RSS above the layer's start (VmHWM reset through /proc/self/clear_refs before each
         layer) from forward hooks on the modules both implementations name alike.
