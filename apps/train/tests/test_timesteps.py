@@ -64,3 +64,5 @@ def test_logit_normal_matches_its_density_and_ranks_split_its_quantiles():
     for bad in [(0.0, 0.0), (float("nan"), 1.0), (0.0,)]:
         with pytest.raises(ValueError, match="logit_normal="):
             TimestepSampler(1000, logit_normal=bad)
+    with pytest.raises(ValueError, match="rank=2"):
+        sampler.sample(4, rank=2, world_size=2)

@@ -96,14 +96,12 @@ class TimestepSampler:
     ) -> torch.Tensor:
         """``n`` int64 timesteps: uniform on this rank's interval, or logit-normal with this rank's
         share of the quantiles."""
+        lo, hi = self.interval(rank, world_size)  # validates rank and world_size
         if self.logit_normal is None:
-            lo, hi = self.interval(rank, world_size)
             t = torch.randint(lo, hi, (n,), generator=generator, dtype=torch.int64)
         else:
-            share = (rank, world_size) if self.explicit_uniform else (0, 1)
-            if not self.explicit_uniform:
-                rank_interval(self.num_timesteps, rank, world_size)  # validate the arguments
-            q0, q1 = share[0] / share[1], (share[0] + 1) / share[1]
+            # This rank's share [lo / T, hi / T) of the density's quantiles.
+            q0, q1 = lo / self.num_timesteps, hi / self.num_timesteps
             u = q0 + (q1 - q0) * torch.rand(n, generator=generator, dtype=torch.float64)
             u = u.clamp(1e-12, 1 - 1e-12)  # ndtri(0) = -inf
             mean, std = self.logit_normal

@@ -28,7 +28,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from cogvx.vae3d.model import CausalVAE3D, SpatialNorm3D
+from cogvx.vae3d.model import CausalVAE3D, Decoder3D, SpatialNorm3D
 
 __all__ = ["fold_latent_transform", "latent_whitening"]
 
@@ -57,9 +57,8 @@ def latent_whitening(latents: Tensor) -> Tensor:
     return (eigvecs * eigvals.rsqrt()) @ eigvecs.T
 
 
-def _latent_readers(vae: CausalVAE3D) -> list[nn.Conv3d]:
+def _latent_readers(decoder: Decoder3D) -> list[nn.Conv3d]:
     """The decoder convolutions whose input is the latent itself."""
-    decoder = vae.decoder
     convs = [decoder.conv_in.conv]
     for module in decoder.modules():
         if isinstance(module, SpatialNorm3D):
@@ -89,8 +88,12 @@ def fold_latent_transform(vae: CausalVAE3D, matrix: Tensor) -> CausalVAE3D:
         raise ValueError("matrix must be finite and invertible")
     a_inv = torch.linalg.inv(a)
     out = copy.deepcopy(vae)
+    encoder, decoder = out.encoder, out.decoder
+    assert encoder is not None and decoder is not None  # checked on vae above
 
-    conv = out.encoder.conv_out.conv  # [2C, C_in, k, k, k]: mean rows, then log-variance rows
+    conv = encoder.conv_out.conv  # [2C, C_in, k, k, k]: mean rows, then log-variance rows
+    if conv.bias is None:
+        raise ValueError("fold_latent_transform needs the encoder's conv_out bias")
     w, b = conv.weight.double(), conv.bias.double()
     w[:channels] = torch.einsum("ij,j...->i...", a, w[:channels])
     b[:channels] = a @ b[:channels]
@@ -98,7 +101,7 @@ def fold_latent_transform(vae: CausalVAE3D, matrix: Tensor) -> CausalVAE3D:
     conv.weight.copy_(w)
     conv.bias.copy_(b)
 
-    for reader in _latent_readers(out):  # weight [C_out, C, k, k, k]
+    for reader in _latent_readers(decoder):  # weight [C_out, C, k, k, k]
         reader.weight.copy_(torch.einsum("oc...,cd->od...", reader.weight.double(), a_inv))
     out.config = out.config.replace(scaling_factor=1.0)
     return out
