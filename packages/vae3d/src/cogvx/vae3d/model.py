@@ -870,9 +870,9 @@ class RuntimeOptions:
     fast_kernels: channels-last activations, temporal-Winograd causal convs and sub-pixel
         upsampling convs (`cogvx.vae3d.kernels`; fp32 and autograd: only the causal conv). Same
         function as the reference kernels up to rounding order; False runs the reference
-        kernels (`tests/test_fast_path.py` compares the two). Off by default: measured per layer
-        (BENCHMARKS.md) they are faster on the upsampling and 256-channel layers but slower at
-        latent resolution, about equal over a whole small official-width decode.
+        kernels (`tests/test_fast_path.py` compares the two). Off by default: on the
+        official-width 9x128x128 case they take 0.73x (decode) / 0.89x (encode) of the
+        reference kernels' CPU time (BENCHMARKS.md), but they are measured on that width only.
     """
 
     encode_frames: int | None = 8
