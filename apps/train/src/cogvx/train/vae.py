@@ -573,10 +573,12 @@ class VAEModule(L.LightningModule):
             loader = self.trainer.datamodule.train_dataloader() if self.trainer.datamodule else None
             if loader is not None:
                 clips = [b for _, b in zip(range(8), loader)]
-                if self.calibrate_scaling:
-                    self.calibrate_scaling_factor(clips)
+                # Whitening fixes the latents' scale itself (scaling_factor 1), so a calibration
+                # before it would only encode the clips a second time.
                 if self.whiten_latents:
                     self.whiten(clips)
+                else:
+                    self.calibrate_scaling_factor(clips)
         if self.export:
             self.save_pretrained(Path(self.trainer.default_root_dir) / "vae")
 
