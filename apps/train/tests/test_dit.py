@@ -15,7 +15,7 @@ from cogvx.expert_dit import DiTConfig, SchedulerConfig
 from cogvx.framepack import unpatchify
 from cogvx.testing import TinySpec, transformer_kwargs
 from cogvx.train import DiTModule, LoraSettings
-from cogvx.train.dit import _step_generator, lr_lambda
+from cogvx.train.dit import _step_generator, foreground_token_weights, lr_lambda
 from cogvx.train.ema import EMA
 
 
@@ -137,6 +137,59 @@ def test_text_dropout_trains_on_the_unconditional_embedding(synthetic_batch):
     assert not torch.allclose(dropped, kept)
 
 
+def test_foreground_weights_mark_tokens_off_their_clips_background():
+    """Per clip: the median token is the background; a token's weight grows with its distance
+    from it, to 1 + weight at that clip's farthest token, whatever the other clips hold."""
+    x0 = torch.zeros(9, 4)
+    x0[:5] += 0.5  # clip 0's background level
+    x0[2] += 2.0  # its subject, 2 away
+    x0[3] += 1.0
+    x0[7] -= 30.0  # clip 1's subject: far larger, normalised within clip 1 only
+    w = foreground_token_weights(x0, [5, 4], 4.0)
+    torch.testing.assert_close(w, torch.tensor([1, 1, 5, 3, 1, 1, 1, 5, 1.0]))
+
+
+def test_foreground_weight_reweights_the_per_sample_loss(synthetic_batch):
+    """``foreground_weight=0`` is the plain token mean; > 0 is the weighted mean, with the
+    weights above, on the same noise and timesteps."""
+    g = torch.Generator().manual_seed(4)
+    lat = torch.zeros(3, 4, 4, 6)
+    lat[:, :, 1:3, 2:4] = torch.randn(3, 4, 2, 2, generator=g) + 2.0  # a "subject" patch
+    batch = synthetic_batch([(lat, torch.randn(12, 32, generator=g))] * 2)
+    plain = DiTModule(transformer=tiny_config(), text_dropout=0.0, seed=1)
+    fg = DiTModule(transformer=tiny_config(), text_dropout=0.0, seed=1, foreground_weight=9.0)
+    t = torch.tensor([700, 300])
+    gen = lambda: torch.Generator().manual_seed(8)  # noqa: E731
+    _, per_plain, _ = plain.packed_loss(batch, generator=gen(), timesteps=t)
+    loss, per_fg, _ = fg.packed_loss(batch, generator=gen(), timesteps=t)
+    # the same per-token errors, recomputed from the plain module's pieces
+    packed = batch.packed
+    x0 = packed.latent_tokens
+    noise = torch.randn(x0.shape, generator=gen())
+    ids = torch.repeat_interleave(torch.arange(2), torch.tensor(packed.video_lengths()))
+    x_t = plain.schedule.add_noise(x0, noise, t[ids])
+    from cogvx.expert_dit.packed import packed_forward
+
+    with torch.no_grad():
+        pred = packed_forward(
+            plain.dit,
+            x_t,
+            packed.text_embeds,
+            text_lengths=packed.text_lengths,
+            grids=packed.grids,
+            timestep=t,
+        )
+    err = (pred - plain.schedule.get_velocity(x0, noise, t[ids])).pow(2).mean(dim=1)
+    w = foreground_token_weights(x0, packed.video_lengths(), 9.0)
+    for i, (e, wi) in enumerate(
+        zip(err.split(packed.video_lengths()), w.split(packed.video_lengths()))
+    ):
+        torch.testing.assert_close(per_plain[i], e.mean(), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(per_fg[i], (wi * e).sum() / wi.sum(), rtol=1e-5, atol=1e-7)
+    assert wi.max() > 5.0 and not torch.allclose(per_fg, per_plain)
+    torch.testing.assert_close(loss, per_fg.mean())
+
+
 def test_lr_warmup_then_cosine():
     kw = dict(warmup_steps=10, total_steps=110, schedule="cosine", min_lr_ratio=0.1)
     assert lr_lambda(0, **kw) == pytest.approx(0.1)
@@ -224,6 +277,7 @@ def test_lora_trains_only_the_adapter_and_checkpoints_only_it(
         (dict(transformer=DiTConfig.tiny(), model_folder="x"), "exactly one"),
         (dict(transformer=DiTConfig.tiny(), text_dropout=1.5), "text_dropout"),
         (dict(transformer=DiTConfig.tiny(), ema_for_validation=True), "ema_decay"),
+        (dict(transformer=DiTConfig.tiny(), foreground_weight=-1.0), "foreground_weight=-1.0"),
         (dict(transformer=DiTConfig.tiny(in_channels=8, out_channels=4)), "vae_folder"),
     ],
 )

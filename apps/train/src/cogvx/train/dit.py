@@ -35,7 +35,7 @@ import contextlib
 import hashlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from cogvx.train.ema import EMA
 from cogvx.train.lora import LoraSettings, add_lora, save_lora
 from cogvx.train.timesteps import TimestepSampler
 
-__all__ = ["NUM_LOSS_BUCKETS", "DiTModule", "lr_lambda"]
+__all__ = ["NUM_LOSS_BUCKETS", "DiTModule", "foreground_token_weights", "lr_lambda"]
 
 #: Timestep buckets of the per-bucket loss (``train/loss_bucket_{i}``, ``i`` in 0..9).
 NUM_LOSS_BUCKETS = 10
@@ -68,6 +68,24 @@ def lr_lambda(
     span = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def foreground_token_weights(
+    x0: Tensor, video_lengths: Sequence[int], foreground_weight: float
+) -> Tensor:
+    """Per-token loss weights ``[N]`` for clean packed latent tokens ``x0`` ``[N, P]``.
+
+    A token's weight is ``1 + foreground_weight * d / max(d)``, where ``d`` is its mean absolute
+    distance from the per-feature median token of its own clip (a plain background is the median
+    of a clip whose subject covers fewer than half the tokens) and the maximum is over that clip.
+    The token mean otherwise lets the background -- most tokens, and predictable -- dominate the
+    loss (docs/shapes-model.md); the VAE's ``foreground_weight`` does the same in pixel space.
+    """
+    weights = []
+    for part in x0.detach().float().split(list(video_lengths)):  # [N_i, P] per clip
+        d = (part - part.median(dim=0).values).abs().mean(dim=1)  # [N_i]
+        weights.append(1.0 + foreground_weight * d / d.max().clamp_min(1e-12))
+    return torch.cat(weights)
 
 
 def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
@@ -92,6 +110,9 @@ class DiTModule(L.LightningModule):
         explicit_uniform: explicit uniform timestep sampling across ranks (off: plain uniform).
         timestep_logit_normal: ``[mean, std]`` of a logit-normal timestep density
             (:class:`cogvx.train.timesteps.TimestepSampler`); None = uniform, as CogVideoX.
+        foreground_weight: weigh each video token's loss by ``1 + foreground_weight x`` its
+            distance from its clip's median latent token (:func:`foreground_token_weights`);
+            0 = the plain token mean (CogVideoX).
         ema_decay: keep an EMA of the trainable weights with this decay (None: no EMA).
         ema_for_validation: validate (and export by default) with the EMA weights.
         gradient_checkpointing: recompute each block in backward.
@@ -114,6 +135,7 @@ class DiTModule(L.LightningModule):
         text_dropout: float = 0.1,
         explicit_uniform: bool = True,
         timestep_logit_normal: list[float] | None = None,
+        foreground_weight: float = 0.0,
         ema_decay: float | None = None,
         ema_for_validation: bool = False,
         gradient_checkpointing: bool = False,
@@ -133,6 +155,11 @@ class DiTModule(L.LightningModule):
         for name, p in (("text_dropout", text_dropout), ("image_dropout", image_dropout)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"model.{name}={p!r}: expected a probability in [0, 1]")
+        if isinstance(foreground_weight, bool) or not foreground_weight >= 0.0:
+            raise ValueError(
+                f"model.foreground_weight={foreground_weight!r}: expected a number >= 0"
+            )
+        self.foreground_weight = float(foreground_weight)
         if ema_for_validation and ema_decay is None:
             raise ValueError("model.ema_for_validation=True needs model.ema_decay (no EMA kept)")
         if model_folder is not None:
@@ -300,7 +327,12 @@ class DiTModule(L.LightningModule):
             attention_mode=self.attention_mode,
         )
         err = (pred.float() - target).pow(2).mean(dim=1)  # [N] per-token mean over features
-        per_sample = torch.zeros(n, device=device).index_add_(0, video_ids, err) / video_lengths
+        if self.foreground_weight:
+            w = foreground_token_weights(x0, packed.video_lengths(), self.foreground_weight)
+            num = torch.zeros(n, device=device).index_add_(0, video_ids, w * err)
+            per_sample = num / torch.zeros(n, device=device).index_add_(0, video_ids, w)
+        else:
+            per_sample = torch.zeros(n, device=device).index_add_(0, video_ids, err) / video_lengths
         return per_sample.mean(), per_sample, timesteps
 
     # ------------------------------------------------------------------ Lightning hooks
