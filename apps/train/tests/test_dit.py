@@ -186,7 +186,7 @@ def test_foreground_weight_reweights_the_per_sample_loss(synthetic_batch):
     ):
         torch.testing.assert_close(per_plain[i], e.mean(), rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(per_fg[i], (wi * e).sum() / wi.sum(), rtol=1e-5, atol=1e-7)
-    assert wi.max() > 5.0 and not torch.allclose(per_fg, per_plain)
+    assert w.max() > 5.0 and not torch.allclose(per_fg, per_plain)
     torch.testing.assert_close(loss, per_fg.mean())
 
 

@@ -327,12 +327,11 @@ class DiTModule(L.LightningModule):
             attention_mode=self.attention_mode,
         )
         err = (pred.float() - target).pow(2).mean(dim=1)  # [N] per-token mean over features
+        total = video_lengths  # [n] the per-sample sum of token weights (1 each by default)
         if self.foreground_weight:
             w = foreground_token_weights(x0, packed.video_lengths(), self.foreground_weight)
-            num = torch.zeros(n, device=device).index_add_(0, video_ids, w * err)
-            per_sample = num / torch.zeros(n, device=device).index_add_(0, video_ids, w)
-        else:
-            per_sample = torch.zeros(n, device=device).index_add_(0, video_ids, err) / video_lengths
+            err, total = w * err, torch.zeros(n, device=device).index_add_(0, video_ids, w)
+        per_sample = torch.zeros(n, device=device).index_add_(0, video_ids, err) / total
         return per_sample.mean(), per_sample, timesteps
 
     # ------------------------------------------------------------------ Lightning hooks
