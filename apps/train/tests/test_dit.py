@@ -15,7 +15,13 @@ from cogvx.expert_dit import DiTConfig, SchedulerConfig
 from cogvx.framepack import unpatchify
 from cogvx.testing import TinySpec, transformer_kwargs
 from cogvx.train import DiTModule, LoraSettings
-from cogvx.train.dit import _step_generator, foreground_token_weights, lr_lambda
+from cogvx.train.dit import (
+    _step_generator,
+    foreground_token_weights,
+    lr_lambda,
+    pair_difference_loss,
+    pair_token_index,
+)
 from cogvx.train.ema import EMA
 
 
@@ -190,6 +196,86 @@ def test_foreground_weight_reweights_the_per_sample_loss(synthetic_batch):
     torch.testing.assert_close(loss, per_fg.mean())
 
 
+def test_pair_token_index_lines_up_the_two_clips_of_each_pair():
+    first, second = pair_token_index([3, 3, 2, 2])
+    assert first.tolist() == [0, 1, 2, 6, 7] and second.tolist() == [3, 4, 5, 8, 9]
+    with pytest.raises(ValueError, match="3 samples is not made of pairs"):
+        pair_token_index([2, 2, 2])
+    with pytest.raises(ValueError, match="samples 0 and 1 have 3 and 2 video tokens"):
+        pair_token_index([3, 2])
+
+
+def _pairs_batch(synthetic_batch, uncond):
+    g = torch.Generator().manual_seed(5)
+    clips = []
+    for k in range(2):
+        lat, text = one_clip(10 + k)
+        other = lat.clone()
+        other[:, :, 1:3, 2:4] += 1.5 * torch.randn(3, 4, 2, 2, generator=g)  # a "shape swap"
+        clips += [(lat, text), (other, text)]
+    return synthetic_batch(clips, uncond=uncond)
+
+
+def test_pairs_draw_one_timestep_per_pair(synthetic_batch):
+    batch = _pairs_batch(synthetic_batch, None)
+    module = DiTModule(transformer=tiny_config(), seed=1, pair_weight=0.0)
+    for seed in range(5):
+        _, _, t = module.packed_loss(batch, generator=torch.Generator().manual_seed(seed))
+        assert t.shape == (4,) and t[0] == t[1] and t[2] == t[3]
+
+
+@pytest.mark.parametrize("weight", [0.0, 3.0])
+def test_pairs_share_noise_and_dropout_and_weigh_their_difference(synthetic_batch, weight):
+    """Recomputed by hand: the second clip of a pair gets the first's noise and the first's text
+    dropout draw, the per-sample losses are the plain ones on those, and the loss adds
+    ``pair_weight x`` the squared error of the pair differences (whose target, with shared
+    noise, is ``-sqrt(1 - a) (x0_a - x0_b)``)."""
+    uncond = torch.randn(12, 32, generator=torch.Generator().manual_seed(3))
+    batch = _pairs_batch(synthetic_batch, uncond)
+    t = torch.tensor([700, 700, 250, 250])
+    module = DiTModule(transformer=tiny_config(), text_dropout=0.5, seed=1, pair_weight=weight)
+    packed = batch.packed
+    x0 = packed.latent_tokens
+    # a generator seed whose raw dropout draws differ inside a pair, so sharing is exercised
+    for seed in range(100):
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn(x0.shape, generator=gen)
+        raw = torch.rand(4, generator=gen) < 0.5
+        if raw[0] != raw[1] or raw[2] != raw[3]:
+            break
+    loss, per_sample, _ = module.packed_loss(
+        batch, generator=torch.Generator().manual_seed(seed), timesteps=t
+    )
+    first, second = pair_token_index(packed.video_lengths())
+    noise[second] = noise[first]
+    drop = raw[0::2].repeat_interleave(2)
+    texts = packed.text_embeds.split(list(packed.text_lengths))
+    text = torch.cat([uncond if d else part for d, part in zip(drop, texts)])
+    ids = torch.repeat_interleave(torch.arange(4), torch.tensor(packed.video_lengths()))
+    target = module.schedule.get_velocity(x0, noise, t[ids])
+    alpha = module.schedule.alphas_cumprod[t[ids]].float().unsqueeze(1)
+    torch.testing.assert_close(
+        target[first] - target[second], -(1 - alpha[first]).sqrt() * (x0[first] - x0[second])
+    )
+    from cogvx.expert_dit.packed import packed_forward
+
+    with torch.no_grad():
+        pred = packed_forward(
+            module.dit,
+            module.schedule.add_noise(x0, noise, t[ids]),
+            text,
+            text_lengths=packed.text_lengths,
+            grids=packed.grids,
+            timestep=t,
+        )
+    err = (pred - target).pow(2).mean(dim=1)
+    per = torch.stack([e.mean() for e in err.split(packed.video_lengths())])
+    pair = pair_difference_loss(pred, target, first, second)
+    torch.testing.assert_close(per_sample, per, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(loss, per.mean() + weight * pair, rtol=1e-5, atol=1e-7)
+    assert pair > 0.01
+
+
 def test_lr_warmup_then_cosine():
     kw = dict(warmup_steps=10, total_steps=110, schedule="cosine", min_lr_ratio=0.1)
     assert lr_lambda(0, **kw) == pytest.approx(0.1)
@@ -278,6 +364,8 @@ def test_lora_trains_only_the_adapter_and_checkpoints_only_it(
         (dict(transformer=DiTConfig.tiny(), text_dropout=1.5), "text_dropout"),
         (dict(transformer=DiTConfig.tiny(), ema_for_validation=True), "ema_decay"),
         (dict(transformer=DiTConfig.tiny(), foreground_weight=-1.0), "foreground_weight=-1.0"),
+        (dict(transformer=DiTConfig.tiny(), pair_weight=-2.0), "pair_weight=-2.0"),
+        (dict(transformer=DiTConfig.tiny(), pair_weight=True), "pair_weight=True"),
         (dict(transformer=DiTConfig.tiny(in_channels=8, out_channels=4)), "vae_folder"),
     ],
 )

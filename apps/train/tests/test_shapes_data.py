@@ -83,6 +83,8 @@ def test_dataset_files_manifest_and_evaluator_agree(tmp_path):
         ({"pairs": "all"}, "pairs='all'"),
         ({"size": (0.4, 0.5), "travel": (0.5, 0.9)}, "do not fit"),
         ({"caption_drop_color": 1.5}, "caption_drop_color=1.5"),
+        ({"twin_shapes": True, "pairs": "held_out"}, "twin_shapes=True needs pairs='train'"),
+        ({"twin_shapes": True, "num_clips": 5}, "even num_clips"),
     ],
 )
 def test_bad_settings_name_the_parameter(kwargs, match):
@@ -137,3 +139,43 @@ def test_tokenizer_has_one_token_per_caption_word_and_loads_as_t5(tmp_path):
     assert model.config.vocab_size >= len(tok)
     out = model(tok(["a red circle rises"], return_tensors="pt").input_ids).last_hidden_state
     assert out.shape == (1, 5, 16)
+
+
+def test_twin_shapes_draw_each_clip_twice_with_two_training_shapes(tmp_path):
+    import dataclasses
+
+    cfg = ShapesDataConfig(num_clips=120, seed=5, twin_shapes=True)
+    specs = [sample_clip(cfg, i) for i in range(120)]
+    for a, b in zip(specs[0::2], specs[1::2]):
+        assert a.shape != b.shape
+        assert dataclasses.replace(b, shape=a.shape) == a  # all else is the same clip
+        assert (a.color, a.shape) not in HELD_OUT_PAIRS
+        assert (b.color, b.shape) not in HELD_OUT_PAIRS
+    assert len({(s.color, s.shape) for s in specs}) == 15  # every training pair occurs
+    manifest = make_shapes_dataset(
+        tmp_path / "d", ShapesDataConfig(num_clips=4, seed=5, twin_shapes=True), progress=False
+    )
+    records = read_manifest(manifest)
+    assert [r.extra["shapes"]["pair"] for r in records] == [0, 0, 1, 1]
+    frames = [read_video(resolve_path(manifest, r)).frames.astype(int) for r in records]
+    assert np.abs(frames[0] - frames[1]).max() > 100  # the shapes differ on screen
+    # a folder of plain clips is not a folder of twins
+    with pytest.raises(ValueError, match="twin_shapes"):
+        make_shapes_dataset(tmp_path / "d", ShapesDataConfig(num_clips=4, seed=5), progress=False)
+
+
+def test_twin_shapes_data_module_packs_whole_pairs(tmp_path):
+    from cogvx.train.shapes import ShapesVideoDataModule
+
+    dm = ShapesVideoDataModule(
+        root=str(tmp_path / "d"), num_clips=8, twin_shapes=True, token_budget=256
+    )  # 4 clips of 64 tokens per pack: two pairs
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.sample_groups() == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    packs = list(dm.make_sampler(0, 1))
+    assert sorted(i for p in packs for i in p) == list(range(8))
+    for p in packs:
+        assert len(p) == 4 and all(b == a + 1 and a % 2 == 0 for a, b in zip(p[0::2], p[1::2]))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.packed.num_samples == 4

@@ -176,3 +176,51 @@ def test_manifest_bad_input(tmp_path):
         (2, "invalid_record"),
         (3, "invalid_record"),
     ]
+
+
+def test_groups_train_together_in_order_and_within_the_budget():
+    # 12 samples in 6 pairs of one shape each; pairs (2g, 2g + 1) are declared out of order.
+    shapes = _shapes([1, 1, 3, 3] * 3)
+    groups = [[2 * g + 1, 2 * g] for g in range(6)]
+    sampler = _sampler(shapes, groups=groups, token_budget=600, seed=3)
+    packs = list(sampler)
+    seen = [i for p in packs for i in p]
+    assert sorted(seen) == list(range(12))  # every sample once
+    for p in packs:
+        assert len(p) % 2 == 0
+        for a, b in zip(p[0::2], p[1::2]):
+            assert a == b + 1 and b % 2 == 0  # each group whole, next to itself, in its order
+    # Planned over the groups against half the budget: two members fill at most the budget.
+    assert all(0 < 2 * pack.tokens <= 600 for pack in sampler.plan().for_rank(0))
+    plain = _sampler([shapes[g[0]] for g in groups], token_budget=300, seed=3)
+    assert [len(p) for p in packs] == [2 * len(p) for p in plain]
+
+
+@pytest.mark.parametrize(
+    "groups, match",
+    [
+        ([], "at least one group"),
+        ([[0, 1], [2]], "same size"),
+        ([[0, 1], [1, 2]], "more than one group"),
+        ([[0, 12]], "outside"),
+        ([[0, 2]], "different shapes"),
+    ],
+)
+def test_bad_groups_are_named(groups, match):
+    shapes = _shapes([1, 1, 3, 3] * 3)
+    with pytest.raises(ValueError, match=match):
+        _sampler(shapes, groups=groups)
+
+
+def test_a_grouped_resume_refuses_other_groups():
+    shapes = _shapes([1] * 8)
+    a = _sampler(shapes, groups=[[0, 1], [2, 3], [4, 5], [6, 7]], seed=2)
+    it = iter(a)
+    next(it)
+    state = a.state_dict()
+    same = _sampler(shapes, groups=[[0, 1], [2, 3], [4, 5], [6, 7]], seed=2)
+    same.load_state_dict(state)
+    assert list(same) == list(it)  # the rest of the epoch, pairs intact
+    other = _sampler(shapes, groups=[[1, 0], [2, 3], [4, 5], [6, 7]], seed=2)
+    with pytest.raises(ValueError, match="fingerprint"):
+        other.load_state_dict(state)

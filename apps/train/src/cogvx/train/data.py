@@ -621,6 +621,11 @@ class VideoDataModule(L.LightningDataModule):
             return trainer.global_rank, trainer.world_size
         return 0, 1
 
+    def sample_groups(self) -> list[list[int]] | None:
+        """Catalog indices that must train in the same step, in this order (paired objectives:
+        ``FramePackSampler(groups=...)``); None (here) when samples are independent."""
+        return None
+
     def make_sampler(self, rank: int, world_size: int) -> FramePackSampler:
         """The frame-pack batch sampler of ``rank`` (all ranks plan the same epoch)."""
         assert self.catalog is not None and self.geometry is not None
@@ -635,6 +640,7 @@ class VideoDataModule(L.LightningDataModule):
             world_size=world_size,
             mode=self.mode,  # type: ignore[arg-type]
             window=self.window,
+            groups=self.sample_groups(),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -644,6 +650,9 @@ class VideoDataModule(L.LightningDataModule):
         self.sampler = self.make_sampler(rank, world)
         report = self.sampler.plan().report
         logger.info("frame packs: %s", report.summary())
+        if self.sampler.groups is not None:  # the plan (and its report) is over the groups
+            g = self.sampler.groups
+            logger.info("frame packs planned over %d groups of %d samples", len(g), len(g[0]))
         if self._pending_state is not None:
             self.sampler.load_state_dict(self._pending_state)
             self._pending_state = None

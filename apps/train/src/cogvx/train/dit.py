@@ -24,6 +24,10 @@ scripts):
 * **LoRA** (:mod:`cogvx.train.lora`): only the adapter trains, only the adapter is checkpointed.
 * **frame-pack batches** through ``cogvx.expert_dit.packed_forward``: every sample keeps its own
   timestep, positions and attention.
+* **paired samples** (option ``pair_weight``, not in CogVideoX): batches made of pairs of clips
+  that differ in one factor (``data.twin_shapes``: the same clip drawn with two shapes) share
+  their noise, timestep and text dropout, and the error of the pair's difference is weighted
+  (:func:`pair_difference_loss`, docs/training.md).
 
 Randomness (timesteps, noise, dropout, image noise) comes from a generator seeded by
 ``(seed, global_step, rank)``, so a resumed run draws exactly what the uninterrupted run drew.
@@ -50,7 +54,14 @@ from cogvx.train.ema import EMA
 from cogvx.train.lora import LoraSettings, add_lora, save_lora
 from cogvx.train.timesteps import TimestepSampler
 
-__all__ = ["NUM_LOSS_BUCKETS", "DiTModule", "foreground_token_weights", "lr_lambda"]
+__all__ = [
+    "NUM_LOSS_BUCKETS",
+    "DiTModule",
+    "foreground_token_weights",
+    "lr_lambda",
+    "pair_difference_loss",
+    "pair_token_index",
+]
 
 #: Timestep buckets of the per-bucket loss (``train/loss_bucket_{i}``, ``i`` in 0..9).
 NUM_LOSS_BUCKETS = 10
@@ -88,6 +99,45 @@ def foreground_token_weights(
     return torch.cat(weights)
 
 
+def pair_token_index(video_lengths: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """Token indices ``(first, second)`` of the pairs of a packed batch, each ``[N / 2]``.
+
+    Samples ``2k`` and ``2k + 1`` are pair ``k``; their video tokens lie next to each other in the
+    packed sequence (samples are packed in order), and both must have the same number of tokens,
+    so ``first[j]`` and ``second[j]`` are the same position of the two clips.
+    """
+    lengths = list(video_lengths)
+    if len(lengths) % 2:
+        raise ValueError(
+            f"model.pair_weight: a batch of {len(lengths)} samples is not made of pairs (the "
+            "data module must yield samples 2k and 2k+1 together, e.g. data.twin_shapes=true)"
+        )
+    first, second, start = [], [], 0
+    for k in range(0, len(lengths), 2):
+        n_a, n_b = lengths[k], lengths[k + 1]
+        if n_a != n_b:
+            raise ValueError(
+                f"model.pair_weight: samples {k} and {k + 1} have {n_a} and {n_b} video tokens; "
+                "the two clips of a pair must have the same shape"
+            )
+        first.append(torch.arange(start, start + n_a))
+        second.append(torch.arange(start + n_a, start + 2 * n_a))
+        start += 2 * n_a
+    return torch.cat(first), torch.cat(second)
+
+
+def pair_difference_loss(pred: Tensor, target: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """Mean squared error of the pairs' difference, ``|(p_a - p_b) - (v_a - v_b)|^2``.
+
+    With shared noise, ``v_a - v_b = -sqrt(1 - a) (x0_a - x0_b)``: the target is exactly what
+    the one differing factor changes, and the plain loss weighs that part of the error by only
+    a quarter per pair (``e_a^2 + e_b^2 = ((e_a + e_b)^2 + (e_a - e_b)^2) / 2``, averaged over
+    the two samples). Mean over the features and tokens of all pairs (equal-length clips).
+    """
+    diff = (pred[first] - pred[second]).float() - (target[first] - target[second])
+    return diff.pow(2).mean()
+
+
 def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     digest = hashlib.sha256(f"{seed}|{step}|{rank}".encode()).digest()
     return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
@@ -113,6 +163,10 @@ class DiTModule(L.LightningModule):
         foreground_weight: weigh each video token's loss by ``1 + foreground_weight x`` its
             distance from its clip's median latent token (:func:`foreground_token_weights`);
             0 = the plain token mean (CogVideoX).
+        pair_weight: None (default, CogVideoX): samples are independent. A number: every batch
+            is made of pairs (samples ``2k`` and ``2k + 1``, e.g. ``data.twin_shapes=true``) that
+            share their noise, timestep and text dropout, and ``pair_weight x``
+            :func:`pair_difference_loss` is added to the loss (0: sharing only).
         ema_decay: keep an EMA of the trainable weights with this decay (None: no EMA).
         ema_for_validation: validate (and export by default) with the EMA weights.
         gradient_checkpointing: recompute each block in backward.
@@ -136,6 +190,7 @@ class DiTModule(L.LightningModule):
         explicit_uniform: bool = True,
         timestep_logit_normal: list[float] | None = None,
         foreground_weight: float = 0.0,
+        pair_weight: float | None = None,
         ema_decay: float | None = None,
         ema_for_validation: bool = False,
         gradient_checkpointing: bool = False,
@@ -160,6 +215,11 @@ class DiTModule(L.LightningModule):
                 f"model.foreground_weight={foreground_weight!r}: expected a number >= 0"
             )
         self.foreground_weight = float(foreground_weight)
+        if pair_weight is not None and (isinstance(pair_weight, bool) or not pair_weight >= 0.0):
+            raise ValueError(
+                f"model.pair_weight={pair_weight!r}: expected None (no pairs) or a number >= 0"
+            )
+        self.pair_weight = None if pair_weight is None else float(pair_weight)
         if ema_for_validation and ema_decay is None:
             raise ValueError("model.ema_for_validation=True needs model.ema_decay (no EMA kept)")
         if model_folder is not None:
@@ -285,21 +345,30 @@ class DiTModule(L.LightningModule):
         packed = batch.packed
         assert packed is not None
         n, device = packed.num_samples, self.device
+        paired = self.pair_weight is not None
+        pairs = pair_token_index(packed.video_lengths()) if paired else None
         if timesteps is None:
+            # Pairs draw one timestep each (the sampler's spread is over the pairs).
             timesteps = self.timesteps.sample(
-                n, rank=rank, world_size=world_size, generator=generator
+                n // 2 if paired else n, rank=rank, world_size=world_size, generator=generator
             )
+            if paired:
+                timesteps = timesteps.repeat_interleave(2)
         t = timesteps.to(device)
         video_lengths = torch.tensor(packed.video_lengths(), device=device)
         video_ids = torch.repeat_interleave(torch.arange(n, device=device), video_lengths)  # [N]
         x0 = packed.latent_tokens.to(device, torch.float32)  # [N, C*pt*p*p]
         noise = torch.randn(x0.shape, generator=generator).to(device)
+        if pairs is not None:
+            noise[pairs[1]] = noise[pairs[0]]  # the second clip of a pair gets the first's noise
         t_tok = t[video_ids]
         x_t = self.schedule.add_noise(x0, noise, t_tok)
         target = self.schedule.get_velocity(x0, noise, t_tok)
 
         text = packed.text_embeds.to(device, torch.float32)  # [N_text, D]
         drop = torch.rand(n, generator=generator) < self.text_dropout
+        if paired:
+            drop = drop[0::2].repeat_interleave(2)
         if drop.any():
             rows = []
             for i, (part, n_text) in enumerate(
@@ -332,7 +401,11 @@ class DiTModule(L.LightningModule):
             w = foreground_token_weights(x0, packed.video_lengths(), self.foreground_weight)
             err, total = w * err, torch.zeros(n, device=device).index_add_(0, video_ids, w)
         per_sample = torch.zeros(n, device=device).index_add_(0, video_ids, err) / total
-        return per_sample.mean(), per_sample, timesteps
+        loss = per_sample.mean()
+        if pairs is not None and self.pair_weight:
+            first, second = (i.to(device) for i in pairs)
+            loss = loss + self.pair_weight * pair_difference_loss(pred, target, first, second)
+        return loss, per_sample, timesteps
 
     # ------------------------------------------------------------------ Lightning hooks
     def training_step(self, batch: TrainBatch, batch_idx: int) -> Tensor:
@@ -352,6 +425,8 @@ class DiTModule(L.LightningModule):
         self.log(
             "train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n
         )
+        if self.pair_weight:  # train/loss adds the pair term; this is the plain v-loss
+            self.log("train/v_loss", per_sample.detach().mean(), on_step=True, batch_size=n)
         # All 10 buckets every step (NaN where no sample fell), so no logger repeats a stale value.
         buckets = t.to(per_sample.device) * NUM_LOSS_BUCKETS // self.timesteps.num_timesteps
         for k in range(NUM_LOSS_BUCKETS):

@@ -26,6 +26,7 @@ VAE's held-out reconstruction PSNR).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -55,6 +56,8 @@ from cogvx.train.data import VideoDataModule
 from cogvx.train.dit import DiTModule
 from cogvx.train.vae import ClipDataModule
 from cogvx.videoio import ManifestRecord, atomic_output, write_video
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -146,6 +149,10 @@ class ShapesDataConfig:
     """Fraction of the clips captioned without their colour ("a circle moves left"). There the
     shape word alone says the shape, which keeps the transformer from reading the shape off the
     colour (each held-out colour is seen with only two shapes; docs/shapes-model.md)."""
+    twin_shapes: bool = False
+    """Draw the clips in pairs: clips ``2g`` and ``2g + 1`` are the same clip (colour, motion,
+    phrasing, size, path, background) with two different shapes, both a training pair of the
+    colour; for the transformer's paired loss (``model.pair_weight``, docs/training.md)."""
 
     def __post_init__(self) -> None:
         for name in ("num_clips", "frames", "height", "width"):
@@ -162,6 +169,13 @@ class ShapesDataConfig:
         _check_fraction_range("travel", self.travel, MIN_TRAVEL_FRACTION, 1.0)
         if self.pairs not in ("train", "held_out"):
             raise ValueError(f"pairs={self.pairs!r}: expected 'train' or 'held_out'")
+        if not isinstance(self.twin_shapes, bool):
+            raise ValueError(f"twin_shapes={self.twin_shapes!r}: expected true or false")
+        if self.twin_shapes and (self.pairs != "train" or self.num_clips % 2):
+            raise ValueError(
+                f"twin_shapes=True needs pairs='train' (got {self.pairs!r}; each held-out colour "
+                f"has one shape) and an even num_clips (got {self.num_clips})"
+            )
         drop = self.caption_drop_color
         if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0.0 <= drop <= 1.0:
             raise ValueError(f"caption_drop_color={drop!r}: expected a fraction in [0, 1]")
@@ -174,10 +188,19 @@ class ShapesDataConfig:
 
 
 def sample_clip(config: ShapesDataConfig, index: int) -> ClipSpec:
-    """Clip ``index`` of the dataset: a function of ``(config.seed, index)`` only."""
-    rng = np.random.default_rng([config.seed, index])
+    """Clip ``index`` of the dataset: a function of ``(config.seed, index)`` only.
+
+    With ``twin_shapes`` every draw comes from the pair ``index // 2`` except the shape: the
+    first clip of a pair gets a random training pair, the second another shape of that colour.
+    """
+    key = index // 2 if config.twin_shapes else index
+    rng = np.random.default_rng([config.seed, key])
     pairs = sorted(HELD_OUT_PAIRS) if config.pairs == "held_out" else list(training_pairs())
     color, shape = pairs[int(rng.integers(len(pairs)))]
+    if config.twin_shapes:
+        others = [s for c, s in pairs if c == color and s != shape]
+        twin = others[int(rng.integers(len(others)))]  # drawn for both clips of the pair
+        shape = twin if index % 2 else shape
     motion = MOTIONS[int(rng.integers(len(MOTIONS)))]
     options = phrasings(motion, held_out=config.pairs == "held_out")
     phrase = options[int(rng.integers(len(options)))]
@@ -210,7 +233,7 @@ def draw_clip(spec: ClipSpec, frames: int, height: int, width: int) -> np.ndarra
     return out
 
 
-def _record(spec: ClipSpec, path: str, config: ShapesDataConfig) -> ManifestRecord:
+def _record(spec: ClipSpec, path: str, config: ShapesDataConfig, index: int) -> ManifestRecord:
     return ManifestRecord(
         path=path,
         caption=spec.caption,
@@ -222,6 +245,7 @@ def _record(spec: ClipSpec, path: str, config: ShapesDataConfig) -> ManifestReco
         tags=(spec.color, spec.shape, spec.motion),
         extra={
             "shapes": {
+                **({"pair": index // 2} if config.twin_shapes else {}),
                 "color": spec.color,
                 "shape": spec.shape,
                 "motion": spec.motion,
@@ -254,6 +278,8 @@ def make_shapes_dataset(
     settings = {
         k: v for k, v in asdict(config).items() if k not in ("num_clips", "caption_drop_color")
     }
+    if not config.twin_shapes:  # folders written before the option existed stay valid
+        del settings["twin_shapes"]
     settings["size"], settings["travel"] = list(config.size), list(config.travel)
     info = root / _INFO_NAME
     if info.is_file():
@@ -274,7 +300,7 @@ def make_shapes_dataset(
         if not (root / rel).is_file():
             frames = draw_clip(spec, config.frames, config.height, config.width)
             write_video(root / rel, frames, config.fps, crf=config.crf, pix_fmt=config.pix_fmt)
-        records.append(_record(spec, rel, config))
+        records.append(_record(spec, rel, config, i))
     manifest = root / MANIFEST_NAME
     with atomic_output(manifest) as tmp:
         tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
@@ -303,11 +329,14 @@ class ShapesClipDataModule(ClipDataModule):
         seed: int = 0,
         size: Sequence[float] = ShapesDataConfig.size,
         travel: Sequence[float] = ShapesDataConfig.travel,
+        twin_shapes: bool = False,
     ) -> None:
         self.root = Path(root)
         common = {"frames": frames, "height": height, "width": width}
         common |= {"size": tuple(size), "travel": tuple(travel)}
-        self.train_config = ShapesDataConfig(num_clips=num_clips, seed=seed, **common)
+        self.train_config = ShapesDataConfig(
+            num_clips=num_clips, seed=seed, twin_shapes=twin_shapes, **common
+        )
         self.val_config = ShapesDataConfig(
             num_clips=val_clips, seed=seed + 1, pairs="held_out", **common
         )
@@ -416,6 +445,9 @@ class ShapesVideoDataModule(VideoDataModule):
     ``vae_folder`` also a random tiny VAE (``root/vae``: for smoke runs such as ``tiny_dit``; the
     shapes recipe passes the VAE trained by ``experiment=shapes_vae``). Then it pre-encodes every
     clip into ``root/cache`` (VAE latents + T5 embeddings, reused while the encoders match).
+    With ``twin_shapes`` the clips come in pairs (:class:`ShapesDataConfig`) and every batch
+    holds whole pairs, next to each other (``FramePackSampler(groups=...)``), for
+    ``model.pair_weight``.
     """
 
     def __init__(
@@ -437,9 +469,11 @@ class ShapesVideoDataModule(VideoDataModule):
         size: Sequence[float] = ShapesDataConfig.size,
         travel: Sequence[float] = ShapesDataConfig.travel,
         caption_drop_color: float = 0.0,
+        twin_shapes: bool = False,
     ) -> None:
         self.root = Path(root)
         self.shapes_config = ShapesDataConfig(
+            twin_shapes=twin_shapes,
             num_clips=num_clips,
             frames=frames,
             height=height,
@@ -467,6 +501,20 @@ class ShapesVideoDataModule(VideoDataModule):
             seed=seed,
             num_workers=num_workers,
         )
+
+    def sample_groups(self) -> list[list[int]] | None:
+        """With ``twin_shapes``, the catalog indices of each pair (see the base class); a pair
+        whose other clip the catalog left out (unreadable) is not trained on."""
+        if not self.shapes_config.twin_shapes:
+            return None
+        assert self.catalog is not None
+        members: dict[int, list[int]] = {}
+        for i, record in enumerate(self.catalog.records):
+            members.setdefault(int(record.extra["shapes"]["pair"]), []).append(i)
+        groups = [m for _, m in sorted(members.items()) if len(m) == 2]
+        if len(groups) < len(members):
+            logger.warning("twin_shapes: %d incomplete pairs left out", len(members) - len(groups))
+        return groups
 
     def prepare_data(self) -> None:
         make_shapes_dataset(self.root / "train", self.shapes_config)
@@ -502,6 +550,7 @@ class ShapesDiTModule(DiTModule):
         explicit_uniform: bool = True,
         timestep_logit_normal: list[float] | None = None,
         foreground_weight: float = 0.0,
+        pair_weight: float | None = None,
         ema_decay: float | None = None,
         ema_for_validation: bool = False,
         attention_mode: str = "auto",
@@ -516,6 +565,7 @@ class ShapesDiTModule(DiTModule):
             explicit_uniform=explicit_uniform,
             timestep_logit_normal=timestep_logit_normal,
             foreground_weight=foreground_weight,
+            pair_weight=pair_weight,
             ema_decay=ema_decay,
             ema_for_validation=ema_for_validation,
             attention_mode=attention_mode,

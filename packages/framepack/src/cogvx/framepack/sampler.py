@@ -6,6 +6,7 @@ batch is the list of dataset indices of one pack (one training step on this rank
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,34 @@ from cogvx.framepack.shapes import ModelGeometry, ResolutionStage, SampleShape
 from cogvx.videoio import ManifestRecord, read_manifest, scan_manifest
 
 __all__ = ["FramePackSampler", "ManifestShapes", "shapes_from_manifest"]
+
+
+def _check_groups(
+    groups: Sequence[Sequence[int]], shapes: Sequence[SampleShape]
+) -> tuple[tuple[int, ...], ...]:
+    """``groups`` as tuples, or a ValueError naming the first group that breaks the rules."""
+    out = tuple(tuple(int(i) for i in g) for g in groups)
+    if not out:
+        raise ValueError("groups=[]: expected at least one group (or None for no grouping)")
+    k = len(out[0])
+    seen: set[int] = set()
+    for j, g in enumerate(out):
+        if len(g) != k or k == 0:
+            raise ValueError(
+                f"groups[{j}]={list(g)}: every group needs the same size >= 1 (groups[0] has {k})"
+            )
+        for i in g:
+            if not 0 <= i < len(shapes):
+                raise ValueError(f"groups[{j}]={list(g)}: index {i} is outside [0, {len(shapes)})")
+            if i in seen:
+                raise ValueError(f"groups[{j}]={list(g)}: sample {i} is in more than one group")
+            seen.add(i)
+        if any(shapes[i] != shapes[g[0]] for i in g):
+            raise ValueError(
+                f"groups[{j}]={list(g)}: members have different shapes "
+                f"({sorted({str(shapes[i]) for i in g})}); a group is planned as one shape"
+            )
+    return out
 
 
 @dataclass(frozen=True)
@@ -62,6 +91,13 @@ class FramePackSampler(Sampler[list[int]]):
     the middle of an epoch: the resumed sampler yields exactly the packs not yet consumed.
 
     ``rank`` / ``world_size`` default to ``torch.distributed`` when it is initialised, else 0 / 1.
+
+    ``groups``: samples that must train in the same step (paired or contrastive objectives, e.g.
+    two clips that differ in one factor). Each group is a list of dataset indices; all groups
+    have the same size ``k`` and the members of a group the same shape. The epoch is then
+    planned over the groups (the first member's shape against ``token_budget // k``), so a pack
+    holds whole groups, and each group's members are yielded next to each other in the group's
+    order. Samples in no group are not used; :meth:`plan` describes the groups.
     """
 
     def __init__(
@@ -77,7 +113,17 @@ class FramePackSampler(Sampler[list[int]]):
         mode: Mode = "packed",
         remainder: Remainder = "split",
         window: int | None = None,
+        groups: Sequence[Sequence[int]] | None = None,
     ) -> None:
+        self.groups = None if groups is None else _check_groups(groups, shapes)
+        if self.groups is not None:
+            k = len(self.groups[0])
+            if token_budget < k:
+                raise ValueError(
+                    f"token_budget={token_budget} is below the group size {k}: no group fits"
+                )
+            shapes = [shapes[g[0]] for g in self.groups]
+            token_budget //= k
         if world_size is None:
             world_size = (
                 dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -153,7 +199,18 @@ class FramePackSampler(Sampler[list[int]]):
     def _iterate(self, packs: Sequence[Pack]) -> Iterator[list[int]]:
         for pack in packs:
             self._yielded += 1
-            yield list(pack.indices)
+            if self.groups is None:
+                yield list(pack.indices)
+            else:  # planned over groups: pack index g stands for the samples of group g
+                yield [i for g in pack.indices for i in self.groups[g]]
+
+    def _fingerprint(self, plan: EpochPlan) -> str:
+        """The plan's fingerprint; with groups it also covers which samples form each group."""
+        if self.groups is None:
+            return plan.fingerprint()
+        h = hashlib.sha256(plan.fingerprint().encode())
+        h.update(";".join(",".join(map(str, g)) for g in self.groups).encode())
+        return h.hexdigest()[:16]
 
     def state_dict(self, consumed_steps: int | None = None) -> dict[str, Any]:
         """Where this rank is in the epoch.
@@ -172,7 +229,7 @@ class FramePackSampler(Sampler[list[int]]):
             "step": step,
             "rank": self.rank,
             "world_size": self.world_size,
-            "fingerprint": plan.fingerprint(),
+            "fingerprint": self._fingerprint(plan),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -193,10 +250,10 @@ class FramePackSampler(Sampler[list[int]]):
         self.epoch = int(state["epoch"])
         self._start = 0
         plan = self.plan()
-        if plan.fingerprint() != state["fingerprint"]:
+        if self._fingerprint(plan) != state["fingerprint"]:
             raise ValueError(
                 "sampler state does not match this data/configuration: plan fingerprint "
-                f"{plan.fingerprint()} != saved {state['fingerprint']} (manifest, stage, "
+                f"{self._fingerprint(plan)} != saved {state['fingerprint']} (manifest, stage, "
                 "geometry, budget or mode changed)"
             )
         step = int(state["step"])
