@@ -96,7 +96,11 @@ def reference(pipe):
         (dict(cache=TeaCache(0.1, signal="modulated")), 30.0),
         (dict(cache=FirstBlockCache(0.1)), 30.0),
         (dict(cache=PyramidBroadcast(every=2)), 30.0),
-        (dict(guidance_plan=GuidancePlan(uncond_every=2)), 30.0),
+        # Measured on the 9600-step shipped model (2026-12-02), PSNR against uncached over three
+        # prompts: uncond reuse every 2nd step 20.5-34.4 dB (24.1 dB on this prompt; 32.6-37.9
+        # on the 2400-step model before it), CFG truncation at half 22.1-29.5 dB: both are
+        # approximations of the guided loop, bounded at 20 dB here.
+        (dict(guidance_plan=GuidancePlan(uncond_every=2)), 20.0),
         (dict(guidance_plan=GuidancePlan(stop_fraction=0.5)), 20.0),
     ],
     ids=["teacache", "fbcache", "pab", "uncond-reuse", "cfg-truncation"],
