@@ -548,6 +548,7 @@ def plot(rows: list[dict], path: Path, kind: str) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)  # the results are re-plotted after every method
 
 
 if __name__ == "__main__":
