@@ -345,14 +345,16 @@ class DiTModule(L.LightningModule):
         packed = batch.packed
         assert packed is not None
         n, device = packed.num_samples, self.device
-        paired = self.pair_weight is not None
-        pairs = pair_token_index(packed.video_lengths()) if paired else None
+        pairs = None if self.pair_weight is None else pair_token_index(packed.video_lengths())
         if timesteps is None:
             # Pairs draw one timestep each (the sampler's spread is over the pairs).
             timesteps = self.timesteps.sample(
-                n // 2 if paired else n, rank=rank, world_size=world_size, generator=generator
+                n if pairs is None else n // 2,
+                rank=rank,
+                world_size=world_size,
+                generator=generator,
             )
-            if paired:
+            if pairs is not None:
                 timesteps = timesteps.repeat_interleave(2)
         t = timesteps.to(device)
         video_lengths = torch.tensor(packed.video_lengths(), device=device)
@@ -367,7 +369,7 @@ class DiTModule(L.LightningModule):
 
         text = packed.text_embeds.to(device, torch.float32)  # [N_text, D]
         drop = torch.rand(n, generator=generator) < self.text_dropout
-        if paired:
+        if pairs is not None:
             drop = drop[0::2].repeat_interleave(2)
         if drop.any():
             rows = []
