@@ -250,10 +250,11 @@ class FramePackSampler(Sampler[list[int]]):
         self.epoch = int(state["epoch"])
         self._start = 0
         plan = self.plan()
-        if self._fingerprint(plan) != state["fingerprint"]:
+        fingerprint = self._fingerprint(plan)
+        if fingerprint != state["fingerprint"]:
             raise ValueError(
                 "sampler state does not match this data/configuration: plan fingerprint "
-                f"{self._fingerprint(plan)} != saved {state['fingerprint']} (manifest, stage, "
+                f"{fingerprint} != saved {state['fingerprint']} (manifest, stage, "
                 "geometry, budget or mode changed)"
             )
         step = int(state["step"])
