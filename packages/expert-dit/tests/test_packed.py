@@ -160,6 +160,24 @@ def test_packed_equals_per_sample(variant, mode):
         assert _rel(a, b) <= REL
 
 
+def test_split_batches_runs_of_equal_length():
+    # Runs of same-length samples go through one batched attention call each ([k, H, L, d]);
+    # a run is broken by a sample of another length and restarts after it.
+    config = DiTConfig.tiny(**VARIANTS["rope_linspace_5b"])
+    model = _random_model(config)
+    samples = [(2, 4, 4)] * 3 + [(1, 6, 6)] + [(2, 4, 4)] * 2
+    lengths = [4, 4, 4, 4, 4, 4]
+    latents, texts, timesteps, weights = _inputs(config, samples, lengths)
+    ref = _run_reference(model, latents, texts, timesteps, weights, None)
+    got = _run_packed(model, latents, texts, timesteps, weights, None, attention_mode="split")
+    for o_ref, o_got in zip(ref[0], got[0]):
+        assert _rel(o_got, o_ref) <= REL
+    _check_grads(got[1], ref[1])
+
+    layout = PackedLayout([4, 4, 4, 2, 4], [(2, 2, 2)] * 3 + [(1, 3, 2), (2, 2, 2)])
+    assert layout.length_runs == ((0, 12, 3), (36, 8, 1), (44, 12, 1))
+
+
 def test_learned_positions_and_checkpointing():
     # 5B-I2V: learned table at the native size only (3 latent frames of 8x12, 8 text tokens).
     config = DiTConfig.tiny(

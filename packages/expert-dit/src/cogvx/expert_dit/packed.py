@@ -9,8 +9,8 @@ unpacked forward (docs/transformer.md §Forward, §Block, §Packed forward):
   modality (text tokens take the text expert's shift/scale/gate, video tokens the video one's);
 * its own positions: RoPE tables / sin-cos tables computed from its own token grid, exactly as
   the unpacked forward computes them (interpolated ``linspace`` or extrapolated ``slice`` grid);
-* attention restricted to its own tokens (a block-diagonal mask, or per-sample attention calls,
-  or a variable-length kernel on CUDA).
+* attention restricted to its own tokens (a block-diagonal mask, or one batched attention call
+  per run of same-length samples, or a variable-length kernel on CUDA).
 
 So the packed forward equals the per-sample forwards up to floating-point rounding (the test
 checks fp32 outputs and gradients at rel 1e-5). It runs the model's own layers through their
@@ -54,7 +54,8 @@ class PackedAttention(StrEnum):
     AUTO = "auto"  # varlen on CUDA with fp16/bf16, else split
     MASK = "mask"  # one attention call with a boolean block-diagonal mask [S, S]: the plain
     #                reference; computes all S x S scores and needs an S x S mask
-    SPLIT = "split"  # one attention call per sample: only sum(S_i^2) scores, no mask (exact)
+    SPLIT = "split"  # one attention call per run of same-length samples (batched): only
+    #                  sum(S_i^2) scores, no mask (exact)
     VARLEN = "varlen"  # torch.nn.attention.varlen.varlen_attn (flash / cuDNN, CUDA only)
 
 
@@ -90,6 +91,16 @@ class PackedLayout:
         self.seq_lengths = tuple(lengths)
         self.seq_len = sum(lengths)
         self.num_samples = len(lengths)
+        # (first row, length, number of samples) per run of consecutive samples of one length
+        runs: list[tuple[int, int, int]] = []
+        row = 0
+        for n in lengths:
+            if runs and runs[-1][1] == n:
+                runs[-1] = (runs[-1][0], n, runs[-1][2] + 1)
+            else:
+                runs.append((row, n, 1))
+            row += n
+        self.length_runs = tuple(runs)
         ids, is_text = [], []
         for i, (n_text, n_video) in enumerate(zip(self.text_lengths, self.video_lengths)):
             ids.append(torch.full((n_text + n_video,), i, dtype=torch.long))
@@ -136,15 +147,18 @@ class PackedAttend:
         if self.mode is PackedAttention.MASK:
             return attention(q, k, v, attn_mask=self.mask, backend=self.backend)
         if self.mode is PackedAttention.SPLIT:
-            outs = [
-                attention(qi, ki, vi, backend=self.backend)
-                for qi, ki, vi in zip(
-                    q.split(layout.seq_lengths, dim=2),
-                    k.split(layout.seq_lengths, dim=2),
-                    v.split(layout.seq_lengths, dim=2),
+            # consecutive samples of one length share a batched call: [1, H, k*L, d] ->
+            # [k, H, L, d] (frame packs of one resolution are a single call, not k)
+            outs = []
+            for start, length, count in layout.length_runs:
+                stop = start + length * count
+                qi, ki, vi = (
+                    rearrange(x[0, :, start:stop], "h (k l) d -> k h l d", k=count)
+                    for x in (q, k, v)
                 )
-            ]
-            return torch.cat(outs, dim=2)
+                oi = attention(qi, ki, vi, backend=self.backend)  # [k, H, L, d]
+                outs.append(rearrange(oi, "k h l d -> 1 h (k l) d"))
+            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
         from torch.nn.attention.varlen import varlen_attn  # CUDA kernels only
 
         qv, kv, vv = (rearrange(x[0], "h s d -> s h d") for x in (q, k, v))  # [S, H, d]
@@ -296,7 +310,9 @@ def packed_forward(
     out = model.norm_final(x[0, layout.video_index])  # [N_video, D]
     shift, scale = model.norm_out.modulation(temb)  # [n, D] each
     video_ids = layout.sample_ids[layout.video_index]  # [N_video]
-    out = model.norm_out.modulate(out, shift[video_ids], scale[video_ids])
+    out = model.norm_out.modulate(
+        out, shift.index_select(0, video_ids), scale.index_select(0, video_ids)
+    )
     return model.proj_out(out)  # [N_video, C_out*pt*p*p]
 
 

@@ -194,17 +194,19 @@ class TokenModulation(NamedTuple):
     @classmethod
     def gather(cls, mod: Modulation, sample_ids: Tensor, is_text: Tensor) -> TokenModulation:
         """Per-sample ``mod`` (fields ``[n, D]``) onto rows: sample ``sample_ids [S]``, text where
-        ``is_text [S]``."""
-        text = is_text[:, None]
+        ``is_text [S]``.
 
-        def rows(video: Tensor, text_part: Tensor) -> Tensor:
-            return torch.where(text, text_part[sample_ids], video[sample_ids])  # [S, D]
-
-        return cls(
-            rows(mod.shift, mod.text_shift),
-            rows(mod.scale, mod.text_scale),
-            rows(mod.gate, mod.text_gate),
-        )
+        One ``index_select`` from a ``[2n, 3D]`` table (row ``2i`` = sample ``i``'s video
+        expert, ``2i + 1`` its text expert): its backward is one ``index_add_``, where indexing
+        each of the six fields and choosing with ``where`` cost six accumulating ``index_put_``
+        calls per gather (16% of a packed training step of the shapes model on CPU).
+        """
+        video = torch.cat([mod.shift, mod.scale, mod.gate], dim=-1)  # [n, 3D]
+        text = torch.cat([mod.text_shift, mod.text_scale, mod.text_gate], dim=-1)  # [n, 3D]
+        table = torch.stack([video, text], dim=1).flatten(0, 1)  # [2n, 3D]
+        rows = table.index_select(0, sample_ids * 2 + is_text.long())  # [S, 3D]
+        shift, scale, gate = rows.chunk(3, dim=-1)
+        return cls(shift, scale, gate)
 
 
 AnyModulation = Modulation | TokenModulation
