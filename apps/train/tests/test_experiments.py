@@ -187,3 +187,21 @@ def test_validation_videos_through_the_inference_pipeline(cogvx_train, tmp_path)
     assert (out / "00.mp4").stat().st_size > 0
     assert (out / "00.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in (run / "validation").iterdir()] == ["step=00000002"]  # temp folder gone
+
+
+@pytest.mark.parametrize("name", ["tiny_dit", "tiny_vae", "shapes_dit"])
+def test_top_level_seed_reseeds_the_model(name):
+    """``seed=N`` reaches the model's init and per-step draws; ``model.seed`` overrides it; the
+    data's seed (the shapes clips themselves) stays the data group's own."""
+    extra = ["data.vae_folder=unused"] if name == "shapes_dit" else []
+    base = compose_config([f"experiment={name}", *extra])
+    reseeded = compose_config([f"experiment={name}", "seed=7", *extra])
+    assert (base.model.seed, reseeded.model.seed) == (base.seed, 7)
+    assert reseeded.data.seed == base.data.seed
+    pinned = compose_config([f"experiment={name}", "seed=7", "model.seed=3", *extra])
+    assert pinned.model.seed == 3
+    module, other = build_module(reseeded), build_module(base)
+    assert module.seed == 7
+    if base.task == "dit":  # the transformer is initialised from model.seed
+        first, second = next(module.parameters()), next(other.parameters())
+        assert not torch.equal(first, second)

@@ -157,32 +157,42 @@ class TrainConfig:
     nan_policy: str = "stop"  # stop | skip: what a NaN/inf loss does
 
 
-def register_schema(group: str, name: str, target: Callable) -> None:
+def register_schema(group: str, name: str, target: Callable, *, run_seed: bool = False) -> None:
     """Store :func:`schema_for` ``(target)`` as ``schema/<group>/<name>`` in the ConfigStore.
 
     A group option extends it from its defaults list (``- /schema/model/dit@_here_``), so the
-    option's node holds every constructor argument with its default, typed.
+    option's node holds every constructor argument with its default, typed. With ``run_seed`` the
+    target's ``seed`` argument defaults to the run's top-level ``seed`` (``${seed}``), so
+    ``cogvx train ... seed=1`` reseeds it; an explicit ``model.seed=N`` still wins.
     """
-    ConfigStore.instance().store(group=f"schema/{group}", name=name, node=schema_for(target))
+    node: Any = schema_for(target)
+    if run_seed:
+        if "seed" not in {f.name for f in dataclasses.fields(node)}:
+            raise ValueError(f"run_seed=True but {_path_of(target)} takes no seed argument")
+        node = OmegaConf.structured(node)
+        node.seed = "${seed}"
+    ConfigStore.instance().store(group=f"schema/{group}", name=name, node=node)
 
 
 def register_configs() -> None:
     """Register :class:`TrainConfig` (``train_schema``) and the module schemas (idempotent).
 
     ``schema/model/dit`` is :class:`cogvx.train.DiTModule`'s constructor, ``schema/data/video``
-    :class:`cogvx.train.VideoDataModule`'s.
+    :class:`cogvx.train.VideoDataModule`'s. The models' ``seed`` (initialisation and per-step
+    draws) follows the top-level ``seed``; the data modules' does not: for the shapes data it
+    picks the clips themselves, which a rerun with another seed should not silently change.
     """
     from cogvx.train.data import VideoDataModule
     from cogvx.train.dit import DiTModule
 
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
-    register_schema("model", "dit", DiTModule)
+    register_schema("model", "dit", DiTModule, run_seed=True)
     register_schema("data", "video", VideoDataModule)
     from cogvx.train.shapes import ShapesClipDataModule, ShapesDiTModule, ShapesVideoDataModule
     from cogvx.train.vae import ClipDataModule, VAEModule
 
-    register_schema("model", "vae", VAEModule)
-    register_schema("model", "shapes_dit", ShapesDiTModule)
+    register_schema("model", "vae", VAEModule, run_seed=True)
+    register_schema("model", "shapes_dit", ShapesDiTModule, run_seed=True)
     register_schema("data", "shapes_clips", ShapesClipDataModule)
     register_schema("data", "shapes", ShapesVideoDataModule)
     register_schema("data", "clips", ClipDataModule)
