@@ -11,8 +11,9 @@ The public names are exported lazily, so ``cogvx demo --help`` imports no torch 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from cogvx.demo.app import build_app, serve
@@ -21,20 +22,16 @@ if TYPE_CHECKING:
     from cogvx.demo.uploads import UploadError, UploadLimits
     from cogvx.demo.worker import Busy, GenerationQueue
 
-_EXPORTS = {
-    "build_app": "app",
-    "serve": "app",
-    "ModelChoices": "choices",
-    "model_choices": "choices",
-    "DemoModel": "generation",
-    "GenerationRequest": "generation",
-    "GenerationResult": "generation",
-    "RequestError": "generation",
-    "UploadError": "uploads",
-    "UploadLimits": "uploads",
-    "Busy": "worker",
-    "GenerationQueue": "worker",
-}
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "app": ["build_app", "serve"],
+        "choices": ["ModelChoices", "model_choices"],
+        "generation": ["DemoModel", "GenerationRequest", "GenerationResult", "RequestError"],
+        "uploads": ["UploadError", "UploadLimits"],
+        "worker": ["Busy", "GenerationQueue"],
+    },
+)
 
 __all__ = [
     "Busy",
@@ -50,16 +47,3 @@ __all__ = [
     "model_choices",
     "serve",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.demo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.demo.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

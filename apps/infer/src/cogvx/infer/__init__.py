@@ -12,9 +12,10 @@ on first use.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from cogvx.infer.lora import fuse_lora, load_lora, set_lora_scale, unfuse_lora, unload_lora
@@ -34,36 +35,28 @@ if TYPE_CHECKING:
     from cogvx.infer.text_encoder import T5TextEncoder, load_tokenizer
     from cogvx.infer.validation import MemoryEstimateError
 
-# public name -> the module that defines it
-_EXPORTS = {
-    "fuse_lora": "lora",
-    "load_lora": "lora",
-    "set_lora_scale": "lora",
-    "unfuse_lora": "lora",
-    "unload_lora": "lora",
-    "ModelFolder": "model_folder",
-    "VAEInfo": "model_folder",
-    "resolve_model_path": "model_folder",
-    "MemoryEstimateError": "validation",
-    "TASKS": "tasks",
-    "Task": "tasks",
-    "VideoPipelineOutput": "pipelines",
-    "ImageToVideoPipeline": "pipelines",
-    "TextToVideoPipeline": "pipelines",
-    "VideoToVideoPipeline": "pipelines",
-    "build_pipeline": "pipelines",
-    "write_videos": "pipelines",
-    "NonFiniteError": "precision",
-    "resolve_dtype": "precision",
-    "FamilyDefaults": "shapes",
-    "ShapeRules": "shapes",
-    "VideoShape": "shapes",
-    "Residency": "staging",
-    "StageReport": "staging",
-    "StageStats": "staging",
-    "T5TextEncoder": "text_encoder",
-    "load_tokenizer": "text_encoder",
-}
+# submodule -> the public names it defines (lazy_loader.attach, PEP 562)
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "lora": ["fuse_lora", "load_lora", "set_lora_scale", "unfuse_lora", "unload_lora"],
+        "model_folder": ["ModelFolder", "VAEInfo", "resolve_model_path"],
+        "validation": ["MemoryEstimateError"],
+        "tasks": ["TASKS", "Task"],
+        "pipelines": [
+            "ImageToVideoPipeline",
+            "TextToVideoPipeline",
+            "VideoPipelineOutput",
+            "VideoToVideoPipeline",
+            "build_pipeline",
+            "write_videos",
+        ],
+        "precision": ["NonFiniteError", "resolve_dtype"],
+        "shapes": ["FamilyDefaults", "ShapeRules", "VideoShape"],
+        "staging": ["Residency", "StageReport", "StageStats"],
+        "text_encoder": ["T5TextEncoder", "load_tokenizer"],
+    },
+)
 
 __all__ = [
     "DEFAULT_MODEL_STEPS",
@@ -109,15 +102,6 @@ def default_model_dir() -> Path:
     ``cogvx generate`` uses when no ``--model`` is given. It may be absent in a development
     checkout until the model is trained; callers check ``(dir / "model_index.json").is_file()``."""
     return Path(__file__).resolve().parent / "models" / "shapes"
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.infer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.infer.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
 
 
 def __dir__() -> list[str]:

@@ -5,23 +5,41 @@ Transformer training: :class:`DiTModule` (T2V / I2V, full or LoRA) over frame-pa
 :func:`export_model_folder`.
 """
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
-# Public name -> submodule. Exports are resolved on first use (PEP 562) so that ``cogvx train
+import lazy_loader
+
+if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
+    from cogvx.train.data import VideoDataModule
+    from cogvx.train.dit import DiTModule
+    from cogvx.train.export import export_model_folder
+    from cogvx.train.lora import LoraSettings
+    from cogvx.train.shapes import (
+        ShapesClipDataModule,
+        ShapesDataConfig,
+        ShapesVideoDataModule,
+        make_shapes_dataset,
+    )
+    from cogvx.train.vae import ClipDataModule, VAEModule
+
+# Submodule -> its public names (lazy_loader.attach), resolved on first use (PEP 562) so that ``cogvx train
 # --help`` and config composition do not import torch or Lightning.
-_EXPORTS = {
-    "ClipDataModule": "vae",
-    "DiTModule": "dit",
-    "LoraSettings": "lora",
-    "ShapesClipDataModule": "shapes",
-    "ShapesDataConfig": "shapes",
-    "ShapesVideoDataModule": "shapes",
-    "VAEModule": "vae",
-    "VideoDataModule": "data",
-    "export_model_folder": "export",
-    "make_shapes_dataset": "shapes",
-}
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "vae": ["ClipDataModule", "VAEModule"],
+        "dit": ["DiTModule"],
+        "lora": ["LoraSettings"],
+        "shapes": [
+            "ShapesClipDataModule",
+            "ShapesDataConfig",
+            "ShapesVideoDataModule",
+            "make_shapes_dataset",
+        ],
+        "data": ["VideoDataModule"],
+        "export": ["export_model_folder"],
+    },
+)
 
 __all__: list[str] = [
     "ClipDataModule",
@@ -35,16 +53,3 @@ __all__: list[str] = [
     "export_model_folder",
     "make_shapes_dataset",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.train.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
     from cogvx.captioner.aesthetic import (
@@ -83,69 +84,54 @@ if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr
         upsample_prompt,
     )
 
-# Public name -> submodule, imported on first use: `import cogvx.captioner` (and each CLI's --help) stays
+# Submodule -> its public names, imported on first use (lazy_loader.attach, PEP 562): `import cogvx.captioner` (and each CLI's --help) stays
 # free of torch and the model backends until a name is used.
-_EXPORTS: dict[str, str] = {
-    "AestheticScorer": "aesthetic",
-    "ClipAestheticScorer": "aesthetic",
-    "load_aesthetic_head": "aesthetic",
-    "ChatBackend": "chat",
-    "EndpointChatModel": "chat",
-    "LocalChatModel": "chat",
-    "ClassifierHead": "classifiers",
-    "FrameFeatureExtractor": "classifiers",
-    "HandcraftedFeatures": "classifiers",
-    "HeadClassifier": "classifiers",
-    "NegativeLabel": "classifiers",
-    "TransformersImageFeatures": "classifiers",
-    "VideoClassifier": "classifiers",
-    "clip_features": "classifiers",
-    "train_head": "classifiers",
-    "CaptionResult": "dense",
-    "ClipCaptioner": "dense",
-    "DenseCaptioner": "dense",
-    "ImageCaptioner": "dense",
-    "Summarizer": "dense",
-    "TransformersImageCaptioner": "dense",
-    "summary_messages": "dense",
-    "ClipFilter": "filters",
-    "FilterConfig": "filters",
-    "FilterResult": "filters",
-    "CaptionConfig": "pipeline",
-    "CaptionPipeline": "pipeline",
-    "build_report": "pipeline",
-    "collect_inputs": "pipeline",
-    "merge_parts": "pipeline",
-    "shard": "pipeline",
-    "CleanText": "rules",
-    "clean_caption": "rules",
-    "limit_words": "rules",
-    "remove_opener": "rules",
-    "motion_pairs": "scores",
-    "motion_scores": "scores",
-    "text_dominance": "scores",
-    "Shot": "shots",
-    "detect_cuts": "shots",
-    "split_shots": "shots",
-    "PromptUpsampler": "upsample",
-    "UpsampleConfig": "upsample",
-    "UpsampleResult": "upsample",
-    "upsample_messages": "upsample",
-    "upsample_prompt": "upsample",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.captioner' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.captioner.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "aesthetic": ["AestheticScorer", "ClipAestheticScorer", "load_aesthetic_head"],
+        "chat": ["ChatBackend", "EndpointChatModel", "LocalChatModel"],
+        "classifiers": [
+            "ClassifierHead",
+            "FrameFeatureExtractor",
+            "HandcraftedFeatures",
+            "HeadClassifier",
+            "NegativeLabel",
+            "TransformersImageFeatures",
+            "VideoClassifier",
+            "clip_features",
+            "train_head",
+        ],
+        "dense": [
+            "CaptionResult",
+            "ClipCaptioner",
+            "DenseCaptioner",
+            "ImageCaptioner",
+            "Summarizer",
+            "TransformersImageCaptioner",
+            "summary_messages",
+        ],
+        "filters": ["ClipFilter", "FilterConfig", "FilterResult"],
+        "pipeline": [
+            "CaptionConfig",
+            "CaptionPipeline",
+            "build_report",
+            "collect_inputs",
+            "merge_parts",
+            "shard",
+        ],
+        "rules": ["CleanText", "clean_caption", "limit_words", "remove_opener"],
+        "scores": ["motion_pairs", "motion_scores", "text_dominance"],
+        "shots": ["Shot", "detect_cuts", "split_shots"],
+        "upsample": [
+            "PromptUpsampler",
+            "UpsampleConfig",
+            "UpsampleResult",
+            "upsample_messages",
+            "upsample_prompt",
+        ],
+    },
+)
 
 
 __all__ = [

@@ -8,8 +8,9 @@ every dimension ``cogvx eval`` runs is a row of :data:`DIMENSION_TABLE`. The syn
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
     from cogvx.evals.dimensions import (
@@ -60,56 +61,42 @@ if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr
         stride_frame_indices,
     )
 
-# Public name -> submodule, imported on first use: `import cogvx.evals` (and each CLI's --help) stays
+# Submodule -> its public names, imported on first use (lazy_loader.attach, PEP 562): `import cogvx.evals` (and each CLI's --help) stays
 # free of torch and the model backends until a name is used.
-_EXPORTS: dict[str, str] = {
-    "DEFAULT_DIMENSIONS": "dimensions",
-    "DIMENSION_TABLE": "dimensions",
-    "BackendOptions": "dimensions",
-    "Dimension": "dimensions",
-    "build_evaluators": "dimensions",
-    "parse_dimensions": "dimensions",
-    "Evaluator": "evaluator",
-    "Unavailable": "evaluator",
-    "evaluate": "evaluator",
-    "DISFlow": "flow",
-    "FarnebackFlow": "flow",
-    "FlowBackend": "flow",
-    "RAFTFlow": "flow",
-    "RAFTUnavailableError": "flow",
-    "motion_score": "flow",
-    "FeatureStats": "frechet",
-    "frechet_distance": "frechet",
-    "fvd": "frechet",
-    "adjacent_frame_l1": "metrics",
-    "adjacent_frame_l1_per_pair": "metrics",
-    "lpips": "metrics",
-    "psnr": "metrics",
-    "psnr_per_frame": "metrics",
-    "ssim": "metrics",
-    "ssim_per_frame": "metrics",
-    "Aggregation": "results",
-    "DimensionResult": "results",
-    "EvalRun": "results",
-    "Status": "results",
-    "VideoScore": "results",
-    "VideoSample": "samples",
-    "middle_frame_indices": "samples",
-    "stride_frame_indices": "samples",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.evals' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.evals.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "dimensions": [
+            "BackendOptions",
+            "DEFAULT_DIMENSIONS",
+            "DIMENSION_TABLE",
+            "Dimension",
+            "build_evaluators",
+            "parse_dimensions",
+        ],
+        "evaluator": ["Evaluator", "Unavailable", "evaluate"],
+        "flow": [
+            "DISFlow",
+            "FarnebackFlow",
+            "FlowBackend",
+            "RAFTFlow",
+            "RAFTUnavailableError",
+            "motion_score",
+        ],
+        "frechet": ["FeatureStats", "frechet_distance", "fvd"],
+        "metrics": [
+            "adjacent_frame_l1",
+            "adjacent_frame_l1_per_pair",
+            "lpips",
+            "psnr",
+            "psnr_per_frame",
+            "ssim",
+            "ssim_per_frame",
+        ],
+        "results": ["Aggregation", "DimensionResult", "EvalRun", "Status", "VideoScore"],
+        "samples": ["VideoSample", "middle_frame_indices", "stride_frame_indices"],
+    },
+)
 
 
 __all__ = [

@@ -9,8 +9,9 @@ Depends on torch and safetensors[torch] only.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
     from cogvx.modelio.atomic import (
@@ -39,40 +40,27 @@ if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr
         write_state_dict,
     )
 
-# Public name -> submodule. Imported on first use: the field checks, config and atomic-write
+# Submodule -> its public names (lazy_loader.attach, PEP 562), imported on first use: the field checks, config and atomic-write
 # helpers work without torch (the CLIs read folders and validate arguments before importing it).
-_EXPORTS: dict[str, str] = {
-    "atomic_write": "atomic",
-    "write_text_atomic": "atomic",
-    "CONFIG_NAME": "config",
-    "read_config": "config",
-    "write_config": "config",
-    "DTYPE_NAMES": "dtypes",
-    "dtype_name": "dtypes",
-    "parse_dtype": "dtypes",
-    "WEIGHTS_NAME": "weights",
-    "check_state_dict": "weights",
-    "find_weights": "weights",
-    "load_checked": "weights",
-    "parse_size": "weights",
-    "read_state_dict": "weights",
-    "resolve_model_folder": "weights",
-    "weights_names": "weights",
-    "write_state_dict": "weights",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.modelio' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.modelio.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "atomic": ["atomic_write", "write_text_atomic"],
+        "config": ["CONFIG_NAME", "read_config", "write_config"],
+        "dtypes": ["DTYPE_NAMES", "dtype_name", "parse_dtype"],
+        "weights": [
+            "WEIGHTS_NAME",
+            "check_state_dict",
+            "find_weights",
+            "load_checked",
+            "parse_size",
+            "read_state_dict",
+            "resolve_model_folder",
+            "weights_names",
+            "write_state_dict",
+        ],
+    },
+)
 
 
 __all__ = [

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
     from cogvx.vae3d.config import VAEConfig
@@ -25,35 +26,18 @@ if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr
     )
     from cogvx.vae3d.streaming import Tiling, chunk_bounds
 
-# Public name -> submodule, imported on first use: `cogvx vae --help` and the config checks run
+# Submodule -> its public names, imported on first use (lazy_loader.attach, PEP 562): `cogvx vae --help` and the config checks run
 # without importing torch.
-_EXPORTS: dict[str, str] = {
-    "VAEConfig": "config",
-    "convert_sat_state_dict": "convert",
-    "sat_to_diffusers_key": "convert",
-    "fold_latent_transform": "latent_basis",
-    "latent_whitening": "latent_basis",
-    "CacheStep": "model",
-    "CausalCache": "model",
-    "CausalVAE3D": "model",
-    "DiagonalGaussian": "model",
-    "RuntimeOptions": "model",
-    "Tiling": "streaming",
-    "chunk_bounds": "streaming",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.vae3d' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.vae3d.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "config": ["VAEConfig"],
+        "convert": ["convert_sat_state_dict", "sat_to_diffusers_key"],
+        "latent_basis": ["fold_latent_transform", "latent_whitening"],
+        "model": ["CacheStep", "CausalCache", "CausalVAE3D", "DiagonalGaussian", "RuntimeOptions"],
+        "streaming": ["Tiling", "chunk_bounds"],
+    },
+)
 
 
 __all__ = [

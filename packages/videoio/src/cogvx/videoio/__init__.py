@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr__ imports them
     from cogvx.videoio.files import (
@@ -52,58 +53,54 @@ if TYPE_CHECKING:  # the names for type checkers and IDEs; at run time __getattr
         tensor_to_frames,
     )
 
-# Public name -> submodule, imported on first use: `import cogvx.videoio` (and each CLI's --help) stays
+# Submodule -> its public names, imported on first use (lazy_loader.attach, PEP 562): `import cogvx.videoio` (and each CLI's --help) stays
 # free of torch and the model backends until a name is used.
-_EXPORTS: dict[str, str] = {
-    "Video": "files",
-    "VideoInfo": "files",
-    "VideoReadError": "files",
-    "atomic_output": "files",
-    "export_to_video": "files",
-    "probe_video": "files",
-    "read_image": "files",
-    "read_video": "files",
-    "write_image": "files",
-    "write_video": "files",
-    "QUARANTINE_SUFFIX": "jsonl",
-    "JsonlAppender": "jsonl",
-    "JsonlError": "jsonl",
-    "JsonlProblem": "jsonl",
-    "iter_jsonl": "jsonl",
-    "quarantine_path": "jsonl",
-    "read_jsonl": "jsonl",
-    "repair_jsonl": "jsonl",
-    "ManifestError": "manifest",
-    "ManifestRecord": "manifest",
-    "ManifestWriter": "manifest",
-    "read_manifest": "manifest",
-    "resolve_path": "manifest",
-    "scan_manifest": "manifest",
-    "IMAGE_SUFFIXES": "paths",
-    "PARTIAL_MARKER": "paths",
-    "VIDEO_SUFFIXES": "paths",
-    "WRITABLE_VIDEO_SUFFIXES": "paths",
-    "collect_media": "paths",
-    "is_image_path": "paths",
-    "is_partial_output": "paths",
-    "is_video_path": "paths",
-    "frames_to_tensor": "tensors",
-    "sample_frame_indices": "tensors",
-    "tensor_to_frames": "tensors",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cogvx.videoio' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cogvx.videoio.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "files": [
+            "Video",
+            "VideoInfo",
+            "VideoReadError",
+            "atomic_output",
+            "export_to_video",
+            "probe_video",
+            "read_image",
+            "read_video",
+            "write_image",
+            "write_video",
+        ],
+        "jsonl": [
+            "JsonlAppender",
+            "JsonlError",
+            "JsonlProblem",
+            "QUARANTINE_SUFFIX",
+            "iter_jsonl",
+            "quarantine_path",
+            "read_jsonl",
+            "repair_jsonl",
+        ],
+        "manifest": [
+            "ManifestError",
+            "ManifestRecord",
+            "ManifestWriter",
+            "read_manifest",
+            "resolve_path",
+            "scan_manifest",
+        ],
+        "paths": [
+            "IMAGE_SUFFIXES",
+            "PARTIAL_MARKER",
+            "VIDEO_SUFFIXES",
+            "WRITABLE_VIDEO_SUFFIXES",
+            "collect_media",
+            "is_image_path",
+            "is_partial_output",
+            "is_video_path",
+        ],
+        "tensors": ["frames_to_tensor", "sample_frame_indices", "tensor_to_frames"],
+    },
+)
 
 
 __all__ = [
