@@ -58,6 +58,10 @@ def methods(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("ours teacache modulated 0.1", {"teacache": 0.1, "signal": "modulated"}),
         ("ours teacache modulated 0.2", {"teacache": 0.2, "signal": "modulated"}),
         ("ours fbcache 0.1 + pab 3", {"fbcache": 0.1, "pab": 3}),
+        # residual forecasts (TaylorForecast; FirstBlockCache with order=1)
+        ("ours fbcache 0.1 order 1", {"fbcache": 0.1, "order": 1}),
+        ("ours taylor w8 i3 o1", {"taylor": (3, 1, 8)}),
+        ("ours taylor w6 i2 o1", {"taylor": (2, 1, 6)}),
         (
             "ours fbcache 0.1 + pab 3 + uncond-every 2",
             {"fbcache": 0.1, "pab": 3, "uncond_every": 2},
@@ -147,14 +151,19 @@ def _ours_options(o: dict[str, Any]) -> dict[str, Any]:
         GuidancePlan,
         PyramidBroadcast,
         StepCaching,
+        TaylorForecast,
         TeaCache,
     )
 
     residual = None
+    order = o.get("order", 0)
     if "teacache" in o:
-        residual = TeaCache(o["teacache"], signal=o.get("signal", "temb"))
+        residual = TeaCache(o["teacache"], signal=o.get("signal", "temb"), order=order)
     if "fbcache" in o:
-        residual = FirstBlockCache(o["fbcache"])
+        residual = FirstBlockCache(o["fbcache"], order=order)
+    if "taylor" in o:
+        interval, order, warmup = o["taylor"]
+        residual = TaylorForecast(interval=interval, order=order, warmup=warmup)
     attention = PyramidBroadcast(o["pab"]) if "pab" in o else None
     plan = GuidancePlan(
         stop_fraction=o.get("stop"),

@@ -20,6 +20,7 @@ from cogvx.expert_dit.caching import (
     GuidancePlan,
     PyramidBroadcast,
     StepCaching,
+    TaylorForecast,
     TeaCache,
 )
 from cogvx.infer import TextToVideoPipeline, default_model_dir
@@ -72,8 +73,21 @@ def uncached(pipe):
             cache=StepCaching(FirstBlockCache(0.0), PyramidBroadcast(every=1)),
             guidance_plan=GuidancePlan(interval=(0, 1000)),
         ),
+        dict(cache=FirstBlockCache(0.0, order=1)),
+        dict(cache=TaylorForecast(interval=1, order=1, warmup=1)),
     ],
-    ids=["none", "empty", "plan-ref", "teacache0", "fbcache0", "pab1", "plan-all", "combo-exact"],
+    ids=[
+        "none",
+        "empty",
+        "plan-ref",
+        "teacache0",
+        "fbcache0",
+        "pab1",
+        "plan-all",
+        "combo-exact",
+        "fbcache0-order1",
+        "taylor-interval1",
+    ],
 )
 def test_off_and_exact_settings_are_bitwise_uncached(pipe, uncached, options):
     out = _run(pipe, steps=EXACT_STEPS, **options)
@@ -96,6 +110,11 @@ def reference(pipe):
         (dict(cache=TeaCache(0.1, signal="modulated")), 30.0),
         (dict(cache=FirstBlockCache(0.1)), 30.0),
         (dict(cache=PyramidBroadcast(every=2)), 30.0),
+        # The forecasts (2026-12-03, five held-out prompts, seed 0): first-block 0.1 with a linear
+        # forecast 42.3-47.4 dB (35.9-44.6 reusing the residual) at the same 152-155 of 200
+        # blocks; the taylor config (warm-up 8, interval 3, linear) 31.2-38.8 dB at 120 of 200.
+        (dict(cache=FirstBlockCache(0.1, order=1)), 35.0),
+        (dict(cache=TaylorForecast(interval=3, order=1, warmup=8)), 30.0),
         # Measured on the 9600-step shipped model (2026-12-02), PSNR against uncached over three
         # prompts: uncond reuse every 2nd step 20.5-34.4 dB (24.1 dB on this prompt; 32.6-37.9
         # on the 2400-step model before it), CFG truncation at half 22.1-29.5 dB: both are
@@ -103,7 +122,15 @@ def reference(pipe):
         (dict(guidance_plan=GuidancePlan(uncond_every=2)), 20.0),
         (dict(guidance_plan=GuidancePlan(stop_fraction=0.5)), 20.0),
     ],
-    ids=["teacache", "fbcache", "pab", "uncond-reuse", "cfg-truncation"],
+    ids=[
+        "teacache",
+        "fbcache",
+        "pab",
+        "fbcache-order1",
+        "taylor",
+        "uncond-reuse",
+        "cfg-truncation",
+    ],
 )
 def test_thresholds_skip_work_report_it_and_stay_close(pipe, reference, options, min_psnr):
     out = _run(pipe, output_type="pt", **options)
@@ -134,7 +161,7 @@ def test_bad_call_options_name_the_parameter(pipe):
 # ---- cogvx generate ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("group", ["none", "teacache", "fbcache", "pab"])
+@pytest.mark.parametrize("group", ["none", "teacache", "fbcache", "pab", "taylor"])
 def test_every_cache_config_composes(group):
     cfg = compose_config([f"cache={group}"])
     kw = _speed_kwargs(cfg)
@@ -160,6 +187,10 @@ def test_cli_options_build_the_objects():
         TeaCache(0.4, signal="modulated"), PyramidBroadcast(3, (100.0, 800.0))
     )
     assert kw["guidance_plan"] == GuidancePlan(0.6, (100.0, 900.0), 2)
+    taylor = _speed_kwargs(compose_config(["cache=taylor", "cache.interval=4", "cache.warmup=6"]))
+    assert taylor["cache"] == StepCaching(TaylorForecast(interval=4, order=1, warmup=6))
+    fbc = _speed_kwargs(compose_config(["cache=fbcache", "cache.order=1"]))
+    assert fbc["cache"] == StepCaching(FirstBlockCache(0.1, order=1))
 
 
 @pytest.mark.parametrize(
@@ -174,6 +205,8 @@ def test_cli_options_build_the_objects():
         ("sampling.guidance_stop=1.5", r"^sampling\.guidance_stop=1\.5: a finite number"),
         ("sampling.guidance_interval=[5,1]", r"^sampling\.guidance_interval=\[5\.0, 1\.0\]: "),
         ("sampling.uncond_every=0", r"^sampling\.uncond_every=0: an integer in \[1"),
+        ("cache.interval=0", r"^cache\.interval=0: an integer in \[1"),
+        ("cache.order=5", r"^cache\.order=5: an integer in \[0, 4\]"),
     ],
 )
 def test_bad_cli_options_name_the_key(override, pattern):
@@ -184,6 +217,10 @@ def test_bad_cli_options_name_the_key(override, pattern):
 def test_threshold_without_a_residual_cache_is_refused():
     with pytest.raises(UsageError, match=r"^cache\.threshold=0\.2: needs cache=teacache"):
         _speed_kwargs(compose_config(["cache.threshold=0.2"]))
+    with pytest.raises(UsageError, match=r"^cache\.interval=2: only for cache=taylor"):
+        _speed_kwargs(compose_config(["cache=fbcache", "cache.interval=2"]))
+    with pytest.raises(UsageError, match=r"^cache\.order=1: needs cache=taylor, fbcache"):
+        _speed_kwargs(compose_config(["cache.order=1"]))
 
 
 def test_generate_reports_the_step_cache(tmp_path, capsys):

@@ -16,8 +16,10 @@ from cogvx.expert_dit.caching import (
     GuidancePlan,
     PyramidBroadcast,
     StepCaching,
+    TaylorForecast,
     TeaCache,
     cached_forward,
+    forecast_residual,
 )
 from cogvx.expert_dit.geometry import unpatchify
 from cogvx.expert_dit.positions import token_grid
@@ -88,8 +90,19 @@ def _loop(model, caching: StepCaching | None, branches=("uncond", "cond"), times
         StepCaching(FirstBlockCache(0.0)),
         StepCaching(attention=PyramidBroadcast(every=1, timestep_range=(0, 1000))),
         StepCaching(FirstBlockCache(0.0), PyramidBroadcast(every=1)),
+        StepCaching(FirstBlockCache(0.0, order=2)),
+        StepCaching(TaylorForecast(interval=1, order=2, warmup=1)),
     ],
-    ids=["none", "teacache0", "teacache-mod0", "fbcache0", "pab1", "fbcache0+pab1"],
+    ids=[
+        "none",
+        "teacache0",
+        "teacache-mod0",
+        "fbcache0",
+        "pab1",
+        "fbcache0+pab1",
+        "fbcache0-order2",
+        "taylor-interval1",
+    ],
 )
 @pytest.mark.parametrize("variant", ["2b-sincos", "5b-rope"])
 def test_exact_settings_equal_plain_forward_bitwise(caching: StepCaching, variant: str) -> None:
@@ -174,6 +187,91 @@ def test_fbcache_skip_adds_the_cached_residual_of_the_remaining_blocks() -> None
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_forecast_residual_reproduces_polynomials_of_its_degree() -> None:
+    """Degree m through m + 1 points is exact for polynomials of degree <= m, on unequal steps."""
+    g = torch.Generator().manual_seed(5)
+    a, b, c = (torch.randn(2, 7, 5, generator=g, dtype=torch.float64) for _ in range(3))
+
+    def poly(s: float) -> torch.Tensor:
+        return a + b * s + c * s * s
+
+    history = [(s, poly(s)) for s in (1, 2, 5, 8)]  # warm-up steps 1, 2, then interval 3
+    for step in (9, 10, 13):
+        torch.testing.assert_close(forecast_residual(history, step, 2), poly(step))
+        # degree 1 uses the last two points only: exact for a line through them
+        line = history[-2][1] + (history[-1][1] - history[-2][1]) * (step - 5) / 3
+        torch.testing.assert_close(forecast_residual(history, step, 1), line)
+        assert torch.equal(forecast_residual(history, step, 0), history[-1][1])
+    assert torch.equal(forecast_residual(history[:1], 9, 2), history[0][1])  # one point: reuse
+    with pytest.raises(ValueError, match="history is empty"):
+        forecast_residual([], 3, 1)
+
+
+def test_taylor_forecast_schedule_and_forecast_step() -> None:
+    """Blocks run on the warm-up steps, every interval-th step after them and the last step; a
+    forecast step's output is the patch embedding plus the linear extrapolation of the two last
+    computed blocks' residuals, recomputed here by hand."""
+    cache = TaylorForecast(interval=3, order=1, warmup=2)
+    assert [i for i in range(12) if cache.computes(i, 12)] == [0, 1, 2, 5, 8, 11]
+    model = _model("2b-sincos")
+    latents, text = _inputs(model)
+    caching = StepCaching(cache)
+    timesteps = torch.tensor([900.0, 860.0, 820.0, 780.0])
+    branches = ("uncond", "cond")
+    state = CacheState()
+    outs = []
+    with torch.no_grad():
+        for i, t in enumerate(timesteps):
+            out, state = cached_forward(
+                model, latents + 0.1 * i, text, t, caching=caching, state=state, step=i,
+                num_steps=12, branches=branches,
+            )  # fmt: skip
+            outs.append(out)
+        decisions = state.decisions
+        assert [d.skipped for d in decisions] == [(), (), (), branches]
+        assert [d.blocks_computed for d in decisions] == [6, 6, 6, 0]
+        _, frames, _, height, width = latents.shape
+        grid = token_grid(model.config, frames, height, width)
+
+        def embed(i: int) -> torch.Tensor:
+            x = model.patch_embed(text, latents + 0.1 * i)
+            return model._add_absolute_positions(x, 8, grid)
+
+        def residual(i: int) -> torch.Tensor:
+            x = x_in = embed(i)
+            temb = model.embed_time(timesteps[i], batch=2)
+            for block in model.blocks():
+                x = block(x, temb, 8)
+            return x - x_in
+
+        forecast = 2 * residual(2) - residual(1)  # the line through steps 1 and 2, at step 3
+        x = embed(3) + forecast
+        temb3 = model.embed_time(timesteps[3], batch=2)
+        video = model.proj_out(model.norm_out(model.norm_final(x[:, 8:]), temb3))
+        expected = unpatchify(video, grid, model.config.patch_size, model.config.patch_t)
+        plain2 = model(latents + 0.2, text, timesteps[2].expand(2))
+    torch.testing.assert_close(outs[2], plain2, rtol=1e-5, atol=1e-6)  # a computed step
+    torch.testing.assert_close(outs[3], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fbcache_order1_forecasts_the_skipped_residual() -> None:
+    """FirstBlockCache(order=1) skips on the same decisions as order 0, and a skipped step adds
+    the linear extrapolation of the remaining blocks' residuals instead of the last one."""
+    model = _model()
+    fine = torch.linspace(520, 480, STEPS)
+    _, reuse = _loop(model, StepCaching(FirstBlockCache(0.5)), timesteps=fine)
+    outs, forecast = _loop(model, StepCaching(FirstBlockCache(0.5, order=1)), timesteps=fine)
+    assert reuse.report().branch_passes[1] > 0
+    first_skip = next(i for i, d in enumerate(forecast.decisions) if d.skipped)
+    # Up to the first skip both runs are identical, so they decide the same there.
+    assert [d.skipped for d in reuse.decisions[: first_skip + 1]] == [
+        d.skipped for d in forecast.decisions[: first_skip + 1]
+    ]
+    kept = forecast.branch("cond").history
+    assert 1 <= len(kept) <= 2 and all(isinstance(s, int) for s, _ in kept)
+    assert all(bool(torch.isfinite(o).all()) for o in outs)
+
+
 def test_partial_branches_compute_only_the_branches_that_need_it() -> None:
     """Per-branch decisions: a branch without a cache computes while the other reuses."""
     model = _model()
@@ -228,6 +326,11 @@ def test_teacache_rescale_uses_the_published_polynomial() -> None:
         (lambda: TeaCache(0.1, signal="x"), "cache.signal='x'"),
         (lambda: TeaCache(0.1, coefficients=(1.0, float("inf"))), "cache.coefficients"),
         (lambda: FirstBlockCache(-1), "cache.threshold=-1"),
+        (lambda: FirstBlockCache(0.1, order=-1), "cache.order=-1"),
+        (lambda: TeaCache(0.1, order=1.5), "cache.order=1.5"),
+        (lambda: TaylorForecast(interval=0), "cache.interval=0"),
+        (lambda: TaylorForecast(order=True), "cache.order=True"),
+        (lambda: TaylorForecast(warmup=0), "cache.warmup=0"),
         (lambda: PyramidBroadcast(every=0), "cache.attention_every=0"),
         (lambda: PyramidBroadcast(timestep_range=(800, 100)), "cache.attention_range"),
         (lambda: GuidancePlan(stop_fraction=1.5), "guidance.stop_fraction=1.5"),

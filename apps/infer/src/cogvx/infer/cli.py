@@ -89,9 +89,11 @@ def _parser() -> ArgumentParser:
         epilog="Extra key=value arguments are Hydra overrides, e.g. sampling.steps=30 vae.tiling=true "
         "preset=cogvideox_5b. Config keys: pipeline.*, sampling.*, vae.*, lora.*, output.*, batch.*, "
         "cache.*. -m (or a --seed list) runs a Hydra multirun: one folder per job under "
-        "hydra.sweep.dir. Faster sampling (off by default): cache=teacache|fbcache|pab with "
-        "cache.threshold=X (teacache/fbcache; 0 never skips) and cache.attention_every=K (attention "
-        "reuse, combinable); sampling.guidance_stop=F (no CFG after fraction F of the steps), "
+        "hydra.sweep.dir. Faster sampling (off by default): cache=teacache|fbcache|pab|taylor with "
+        "cache.threshold=X (teacache/fbcache; 0 never skips), cache.interval=K cache.order=M "
+        "(taylor: blocks every K-th step, residual forecast of degree M between; cache.order also "
+        "forecasts the skipped residual of teacache/fbcache) and "
+        "cache.attention_every=K (attention reuse, combinable); sampling.guidance_stop=F (no CFG after fraction F of the steps), "
         "sampling.guidance_interval=[lo,hi] (CFG only for timesteps in it), sampling.uncond_every=K "
         "(unconditional branch on every K-th guided step, reused between).",
     )
@@ -292,6 +294,7 @@ def _speed_kwargs(cfg: DictConfig) -> dict[str, Any]:
         GuidancePlan,
         PyramidBroadcast,
         StepCaching,
+        TaylorForecast,
         TeaCache,
     )
 
@@ -300,12 +303,27 @@ def _speed_kwargs(cfg: DictConfig) -> dict[str, Any]:
         raise UsageError("cache.coefficients", list(c.coefficients), "only for cache=teacache")
     if c.method == "none" and c.threshold != 0:
         raise UsageError("cache.threshold", c.threshold, "needs cache=teacache or cache=fbcache")
+    for key in ("interval", "warmup"):
+        if c.method != "taylor" and c.get(key) is not None:
+            raise UsageError(f"cache.{key}", c.get(key), "only for cache=taylor")
+    if c.method == "none" and c.order is not None:
+        raise UsageError("cache.order", c.order, "needs cache=taylor, fbcache or teacache")
+    order = 0 if c.order is None else int(c.order)
     residual: Any = None
     if c.method == "teacache":
         coefficients = None if c.coefficients is None else tuple(c.coefficients)
-        residual = TeaCache(float(c.threshold), coefficients=coefficients, signal=c.signal)
+        residual = TeaCache(
+            float(c.threshold), coefficients=coefficients, signal=c.signal, order=order
+        )
     elif c.method == "fbcache":
-        residual = FirstBlockCache(float(c.threshold))
+        residual = FirstBlockCache(float(c.threshold), order=order)
+    elif c.method == "taylor":
+        defaults = TaylorForecast()
+        residual = TaylorForecast(
+            interval=defaults.interval if c.interval is None else int(c.interval),
+            order=defaults.order if c.order is None else int(c.order),
+            warmup=defaults.warmup if c.warmup is None else int(c.warmup),
+        )
     attention = None
     if c.attention_every is not None:
         low, high = c.attention_range

@@ -70,12 +70,16 @@ class SamplingSettings:
 
 @dataclass
 class CacheSettings:
-    """Step caching (``cache=teacache|fbcache|pab``; cogvx.expert_dit.caching). Off by default."""
+    """Step caching (``cache=teacache|fbcache|pab|taylor``; cogvx.expert_dit.caching). Off by
+    default."""
 
-    method: str = "none"  # none | teacache | fbcache: the residual cache
+    method: str = "none"  # none | teacache | fbcache | taylor: the residual cache
     threshold: float = 0.0  # the residual cache's skip threshold (0: never skip)
     signal: str = "temb"  # teacache: temb (TeaCache4CogVideoX) | modulated (first block input)
     coefficients: list[float] | None = None  # teacache polynomial; None: the family's published
+    interval: int | None = None  # taylor: blocks run every k-th step (None: 3)
+    order: int | None = None  # degree of the skipped residual's forecast (None: taylor 1, else 0)
+    warmup: int | None = None  # taylor: first steps always computed (None: 8)
     attention_every: int | None = None  # Pyramid Attention Broadcast: recompute every k steps
     attention_range: list[float] = field(default_factory=lambda: [100.0, 800.0])  # timesteps
 
@@ -160,7 +164,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "sampling.guidance_schedule": ("constant", "dynamic", "dynamic_step_index"),
     "sampling.unconditional": ("t5", "zeros"),
     "output.format": ("mp4", "gif"),
-    "cache.method": ("none", "teacache", "fbcache"),
+    "cache.method": ("none", "teacache", "fbcache", "taylor"),
     "cache.signal": ("temb", "modulated"),
     "parallel.sp_mode": ("ulysses", "ring"),
 }
@@ -177,6 +181,9 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "output.fps": (1, 1000),
     "sampling.uncond_every": (1, 10_000),
     "cache.attention_every": (1, 10_000),
+    "cache.interval": (1, 10_000),
+    "cache.order": (0, 4),
+    "cache.warmup": (1, 10_000),
     "parallel.cfg": (1, 2),
     "parallel.sp": (1, 1024),
     "parallel.vae": (1, 1024),

@@ -16,6 +16,12 @@ option object:
     runs; the others are skipped when its output residual changed less than ``threshold``
     (relative L1) from the last step that ran them;
 
+- residual forecast, :class:`TaylorForecast` (TaylorSeer, Liu et al. 2025 §3, "From Reusing to
+  Forecasting"): the blocks run on a fixed schedule (the first ``warmup`` steps, every
+  ``interval``-th step after them and the last step) and, in between, their residual is
+  extrapolated by the polynomial of degree ``order`` through the last ``order + 1`` computed
+  residuals, instead of being reused unchanged;
+
 - attention broadcast, :class:`PyramidBroadcast` (Pyramid Attention Broadcast, Zhao et al. 2024
   §3; diffusers ``hooks/pyramid_attention_broadcast.py``): inside a timestep range, each block's
   attention output is recomputed every ``every`` steps and reused in between;
@@ -58,8 +64,10 @@ __all__ = [
     "PyramidBroadcast",
     "StepCaching",
     "StepDecision",
+    "TaylorForecast",
     "TeaCache",
     "cached_forward",
+    "forecast_residual",
     "relative_l1",
 ]
 
@@ -102,15 +110,18 @@ class TeaCache:
     when ``acc < threshold``, otherwise they run and ``acc`` restarts at 0. The first and the last
     step always run (TeaCache4CogVideoX). ``coefficients`` (highest power first) default to the
     published ones of the model family (:data:`TEACACHE_COEFFICIENTS`: RoPE -> 5B, else 2B);
-    ``()`` means no rescaling (``poly(d) = d``). ``threshold=0`` never skips.
+    ``()`` means no rescaling (``poly(d) = d``). ``threshold=0`` never skips. ``order > 0``
+    forecasts the skipped residual instead of reusing it (as :class:`TaylorForecast` does).
     """
 
     threshold: float
     coefficients: tuple[float, ...] | None = None
     signal: Literal["temb", "modulated"] = "temb"
+    order: int = 0
 
     def __post_init__(self) -> None:
         _check_threshold("cache.threshold", self.threshold)
+        _check_count("cache.order", self.order, 0)
         if self.signal not in ("temb", "modulated"):
             raise ValueError(f"cache.signal={self.signal!r}: choose from temb, modulated")
         if self.coefficients is not None:
@@ -140,12 +151,80 @@ class FirstBlockCache:
     """Run the first block; skip the rest when its output residual changed by less than
     ``threshold`` (relative L1, against the last step that ran them), adding their cached residual
     to the first block's output (diffusers ``FirstBlockCacheConfig`` semantics).
-    ``threshold=0`` never skips."""
+    ``threshold=0`` never skips. ``order > 0``: on a skipped step the residual is the polynomial
+    of that degree through the last ``order + 1`` computed residuals (TaylorSeer's forecast, see
+    :class:`TaylorForecast`) instead of the last one; the skip decision is unchanged."""
 
     threshold: float
+    order: int = 0
 
     def __post_init__(self) -> None:
         _check_threshold("cache.threshold", self.threshold)
+        _check_count("cache.order", self.order, 0)
+
+
+def _check_count(name: str, value: int, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
+    return value
+
+
+@dataclass(frozen=True)
+class TaylorForecast:
+    """Run the blocks on a fixed schedule and forecast their residual in between (TaylorSeer,
+    Liu et al. 2025 §3).
+
+    The blocks run on the first ``warmup`` steps, on steps ``warmup + k * interval`` and on the
+    last step. On the other steps the residual ``x_out - x_in`` of the whole block stack is the
+    polynomial of degree ``order`` (in the step index) through the last ``order + 1`` computed
+    residuals, evaluated at this step (Lagrange form). When the computed steps are equally spaced
+    this is TaylorSeer's finite-difference Taylor expansion; here it also stays exact for the
+    unequal spacing of the warm-up steps and of a branch computed only on some steps.
+    TaylorSeer forecasts each module's output; this forecasts the sum over the blocks, one
+    tensor per branch and order. ``order=0`` reuses the last residual (a fixed-interval cache);
+    ``interval=1`` computes every step (exact). The defaults are the best measured on the
+    shipped shapes model at 25 steps (docs/pipelines.md §Step caching): the early, high-noise
+    steps change the residual too much to extrapolate, so the first 8 always run.
+    """
+
+    interval: int = 3
+    order: int = 1
+    warmup: int = 8
+
+    def __post_init__(self) -> None:
+        _check_count("cache.interval", self.interval, 1)
+        _check_count("cache.order", self.order, 0)
+        _check_count("cache.warmup", self.warmup, 1)
+
+    def computes(self, step: int, num_steps: int) -> bool:
+        """Whether step ``step`` of ``num_steps`` runs the blocks."""
+        if step < self.warmup or step == num_steps - 1:
+            return True
+        return (step - self.warmup) % self.interval == 0
+
+    def forecast(self, history: Sequence[tuple[int, Tensor]], step: int) -> Tensor:
+        """The residual at ``step`` from the last ``order + 1`` computed ``(step, residual)``."""
+        return forecast_residual(history, step, self.order)
+
+
+def forecast_residual(history: Sequence[tuple[int, Tensor]], step: int, order: int) -> Tensor:
+    """The polynomial of degree ``min(order, len(history) - 1)`` through the last computed
+    ``(step, residual)`` pairs, evaluated at ``step`` (Lagrange form; degree 0 is the last
+    residual). Steps in ``history`` are distinct."""
+    points = list(history)[-(order + 1) :]
+    if not points:
+        raise ValueError("forecast_residual: history is empty (no computed step yet)")
+    if len(points) == 1:
+        return points[0][1]
+    out: Tensor | None = None
+    for j, (s_j, r_j) in enumerate(points):
+        weight = 1.0
+        for k, (s_k, _) in enumerate(points):
+            if k != j:
+                weight *= (step - s_k) / (s_j - s_k)
+        out = r_j * weight if out is None else out + r_j * weight
+    assert out is not None
+    return out
 
 
 @dataclass(frozen=True)
@@ -160,8 +239,7 @@ class PyramidBroadcast:
     timestep_range: tuple[float, float] = (100.0, 800.0)
 
     def __post_init__(self) -> None:
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"cache.attention_every={self.every!r}: expected an integer >= 1")
+        _check_count("cache.attention_every", self.every, 1)
         object.__setattr__(
             self, "timestep_range", _check_range("cache.attention_range", self.timestep_range)
         )
@@ -203,9 +281,7 @@ class GuidancePlan:
             )
         if self.interval is not None:
             object.__setattr__(self, "interval", _check_range("guidance.interval", self.interval))
-        k = self.uncond_every
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"guidance.uncond_every={k!r}: expected an integer >= 1")
+        _check_count("guidance.uncond_every", self.uncond_every, 1)
 
     @property
     def is_reference(self) -> bool:
@@ -231,13 +307,16 @@ class StepCaching:
     """The transformer-side caches of a sampling run: a residual cache (or None) and an attention
     broadcast (or None). ``StepCaching()`` caches nothing."""
 
-    residual: TeaCache | FirstBlockCache | None = None
+    residual: TeaCache | FirstBlockCache | TaylorForecast | None = None
     attention: PyramidBroadcast | None = None
 
     def __post_init__(self) -> None:
-        if self.residual is not None and not isinstance(self.residual, (TeaCache, FirstBlockCache)):
+        if self.residual is not None and not isinstance(
+            self.residual, (TeaCache, FirstBlockCache, TaylorForecast)
+        ):
             raise TypeError(
-                f"residual={self.residual!r}: expected a TeaCache, a FirstBlockCache or None"
+                f"residual={self.residual!r}: expected a TeaCache, a FirstBlockCache, a "
+                "TaylorForecast or None"
             )
         if self.attention is not None and not isinstance(self.attention, PyramidBroadcast):
             raise TypeError(f"attention={self.attention!r}: expected a PyramidBroadcast or None")
@@ -256,6 +335,7 @@ class BranchState:
     accumulated: float = 0.0  # TeaCache: rescaled change summed since the last compute
     residual: Tensor | None = None  # output minus input of the skipped blocks, last compute
     attention: tuple[Tensor | None, ...] = ()  # per block: last attention output [b, S, D]
+    history: tuple[tuple[int, Tensor], ...] = ()  # TaylorForecast: (step, residual), last computes
 
 
 @dataclass(frozen=True)
@@ -505,12 +585,21 @@ def cached_forward(
             d = relative_l1(signals[name], old.signal)
             change = d
             skip[name] = residual_cache.threshold > 0 and d < residual_cache.threshold
+    elif isinstance(residual_cache, TaylorForecast) and not residual_cache.computes(
+        step, num_steps
+    ):
+        for name in names:
+            skip[name] = bool(olds[name].history)
 
     computing = [i for i, name in enumerate(names) if not skip[name]]
     outputs: list[Tensor | None] = [None] * len(names)
     for i, name in enumerate(names):
         if skip[name]:
-            cached_residual = olds[name].residual
+            assert residual_cache is not None
+            if olds[name].history:
+                cached_residual = forecast_residual(olds[name].history, step, residual_cache.order)
+            else:
+                cached_residual = olds[name].residual
             assert cached_residual is not None
             outputs[i] = _rows(x, i, size) + cached_residual
     reused = 0
@@ -542,16 +631,25 @@ def cached_forward(
             name = names[i]
             outputs[i] = _rows(xc, k, size) if len(computing) > 1 else xc
             base = news.get(name, olds[name])
+            residual = (
+                (_rows(xc - x_start, k, size) if len(computing) > 1 else xc - x_start)
+                if residual_cache is not None
+                else None
+            )
+            history = base.history
+            if (
+                residual is not None
+                and residual_cache is not None
+                and (isinstance(residual_cache, TaylorForecast) or residual_cache.order > 0)
+            ):
+                history = (*history, (step, residual))[-(residual_cache.order + 1) :]
             news[name] = replace(
                 base,
                 accumulated=0.0,
                 signal=signals.get(name),
-                residual=(
-                    (_rows(xc - x_start, k, size) if len(computing) > 1 else xc - x_start)
-                    if residual_cache is not None
-                    else None
-                ),
+                residual=residual,
                 attention=tuple(attn_new[name]) if pab is not None else (),
+                history=history,
             )
         if len(computing) == len(names):
             x = xc

@@ -22,6 +22,7 @@ from cogvx.expert_dit.caching import (
     GuidancePlan,
     PyramidBroadcast,
     StepCaching,
+    TaylorForecast,
     TeaCache,
     cached_forward,
 )
@@ -30,14 +31,14 @@ from cogvx.infer.validation import describe, invalid
 
 __all__ = ["cached_prediction", "resolve_caching", "resolve_guidance_plan"]
 
-AnyCaching = StepCaching | TeaCache | FirstBlockCache | PyramidBroadcast | None
+AnyCaching = StepCaching | TeaCache | FirstBlockCache | TaylorForecast | PyramidBroadcast | None
 
 
 def resolve_caching(cache: AnyCaching) -> StepCaching | None:
     """The call's ``cache`` as a :class:`StepCaching` (None when it caches nothing)."""
     if cache is None:
         return None
-    if isinstance(cache, (TeaCache, FirstBlockCache)):
+    if isinstance(cache, (TeaCache, FirstBlockCache, TaylorForecast)):
         cache = StepCaching(residual=cache)
     elif isinstance(cache, PyramidBroadcast):
         cache = StepCaching(attention=cache)
@@ -45,7 +46,8 @@ def resolve_caching(cache: AnyCaching) -> StepCaching | None:
         raise invalid(
             "cache",
             describe(cache),
-            "expected None, a StepCaching, TeaCache, FirstBlockCache or PyramidBroadcast "
+            "expected None, a StepCaching, TeaCache, FirstBlockCache, TaylorForecast or "
+            "PyramidBroadcast "
             "(cogvx.expert_dit.caching)",
             TypeError,
         )
