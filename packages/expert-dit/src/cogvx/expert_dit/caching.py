@@ -202,10 +202,6 @@ class TaylorForecast:
             return True
         return (step - self.warmup) % self.interval == 0
 
-    def forecast(self, history: Sequence[tuple[int, Tensor]], step: int) -> Tensor:
-        """The residual at ``step`` from the last ``order + 1`` computed ``(step, residual)``."""
-        return forecast_residual(history, step, self.order)
-
 
 def forecast_residual(history: Sequence[tuple[int, Tensor]], step: int, order: int) -> Tensor:
     """The polynomial of degree ``min(order, len(history) - 1)`` through the last computed
