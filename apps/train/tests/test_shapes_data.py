@@ -179,3 +179,36 @@ def test_twin_shapes_data_module_packs_whole_pairs(tmp_path):
         assert len(p) == 4 and all(b == a + 1 and a % 2 == 0 for a, b in zip(p[0::2], p[1::2]))
     batch = next(iter(dm.train_dataloader()))
     assert batch.packed.num_samples == 4
+
+
+def test_still_images_are_first_frames_captioned_without_motion(tmp_path):
+    """``num_images`` adds PNG stills (frame 0 of the clips after the last one), recorded as
+    one-frame image samples that the data module packs with the clips (one latent frame each)."""
+    from cogvx.train.shapes import ShapesVideoDataModule
+    from cogvx.videoio import read_image
+
+    cfg = ShapesDataConfig(num_clips=4, num_images=6, seed=6)
+    manifest = make_shapes_dataset(tmp_path / "d" / "train", cfg, progress=False)
+    records = read_manifest(manifest)
+    assert [r.type for r in records] == ["video"] * 4 + ["image"] * 6
+    for i, r in enumerate(records[4:], start=4):
+        spec = sample_clip(cfg, i)
+        assert (r.frames, r.fps, r.caption) == (1, None, f"a {spec.color} {spec.shape}")
+        assert (spec.color, spec.shape) not in HELD_OUT_PAIRS
+        image = read_image(resolve_path(manifest, r))
+        assert np.array_equal(image, draw_clip(spec, 9, 64, 64)[0])  # PNG: lossless
+    # the clips are the same as without images; the folder serves both settings
+    assert records[:4] == read_manifest(
+        make_shapes_dataset(tmp_path / "d" / "train", ShapesDataConfig(num_clips=4, seed=6))
+    )
+    with pytest.raises(ValueError, match="num_images=-1"):
+        ShapesDataConfig(num_images=-1)
+    dm = ShapesVideoDataModule(
+        root=str(tmp_path / "d"), num_clips=4, num_images=6, seed=6, token_budget=4096
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.packed.num_samples == 10
+    frames = sorted(t for t, _, _ in batch.packed.grids)
+    assert frames == [1] * 6 + [3] * 4  # latent frames: stills 1, clips 3

@@ -55,7 +55,7 @@ from cogvx.infer import DEFAULT_MODEL_STEPS
 from cogvx.train.data import VideoDataModule
 from cogvx.train.dit import DiTModule
 from cogvx.train.vae import ClipDataModule
-from cogvx.videoio import ManifestRecord, atomic_output, write_video
+from cogvx.videoio import ManifestRecord, atomic_output, write_image, write_video
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +153,21 @@ class ShapesDataConfig:
     """Draw the clips in pairs: clips ``2g`` and ``2g + 1`` are the same clip (colour, motion,
     phrasing, size, path, background) with two different shapes, both a training pair of the
     colour; for the transformer's paired loss (``model.pair_weight``, docs/training.md)."""
+    num_images: int = 0
+    """Also write this many still images (PNG, ``type="image"`` records): the first frame of the
+    clips drawn at indices ``num_clips .. num_clips + num_images - 1``, captioned with colour and
+    shape only ("a red circle"), for image-video joint training of the transformer (CogVideoX
+    paper §3.2: images as one-frame videos); stage 1 does not use them."""
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.num_images, bool)
+            or not isinstance(self.num_images, int)
+            or self.num_images < 0
+        ):
+            raise ValueError(f"num_images={self.num_images!r}: expected an integer >= 0")
+        if self.num_images and self.twin_shapes:
+            raise ValueError("num_images > 0 with twin_shapes=True: stills have no twin")
         for name in ("num_clips", "frames", "height", "width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -233,16 +246,18 @@ def draw_clip(spec: ClipSpec, frames: int, height: int, width: int) -> np.ndarra
     return out
 
 
-def _record(spec: ClipSpec, path: str, config: ShapesDataConfig, index: int) -> ManifestRecord:
+def _record(
+    spec: ClipSpec, path: str, config: ShapesDataConfig, index: int, *, image: bool = False
+) -> ManifestRecord:
     return ManifestRecord(
         path=path,
-        caption=spec.caption,
-        type="video",
-        frames=config.frames,
+        caption=f"a {spec.color} {spec.shape}" if image else spec.caption,
+        type="image" if image else "video",
+        frames=1 if image else config.frames,
         height=config.height,
         width=config.width,
-        fps=float(config.fps),
-        tags=(spec.color, spec.shape, spec.motion),
+        fps=None if image else float(config.fps),
+        tags=(spec.color, spec.shape) if image else (spec.color, spec.shape, spec.motion),
         extra={
             "shapes": {
                 **({"pair": index // 2} if config.twin_shapes else {}),
@@ -264,7 +279,8 @@ def make_shapes_dataset(
     *,
     progress: bool = True,
 ) -> Path:
-    """Write ``config.num_clips`` clips to ``out_dir/clips/NNNNN.mp4`` and ``out_dir/manifest.jsonl``.
+    """Write ``config.num_clips`` clips to ``out_dir/clips/NNNNN.mp4`` (and ``config.num_images``
+    stills to ``out_dir/images/NNNNN.png``) and ``out_dir/manifest.jsonl``.
 
     Returns the manifest path. Clips already present from an earlier (interrupted) run with the
     same settings are kept; a folder made with different settings is refused (the settings are
@@ -276,7 +292,9 @@ def make_shapes_dataset(
     # What the clip files depend on; captions are rewritten into the manifest on every call, so
     # a folder is shared by runs that differ only in ``caption_drop_color``.
     settings = {
-        k: v for k, v in asdict(config).items() if k not in ("num_clips", "caption_drop_color")
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("num_clips", "caption_drop_color", "num_images")
     }
     if not config.twin_shapes:  # folders written before the option existed stay valid
         del settings["twin_shapes"]
@@ -301,6 +319,18 @@ def make_shapes_dataset(
             frames = draw_clip(spec, config.frames, config.height, config.width)
             write_video(root / rel, frames, config.fps, crf=config.crf, pix_fmt=config.pix_fmt)
         records.append(_record(spec, rel, config, i))
+    if config.num_images:
+        (root / "images").mkdir(exist_ok=True)
+    for i in tqdm(
+        range(config.num_clips, config.num_clips + config.num_images),
+        desc="shapes images",
+        disable=not progress or not config.num_images,
+    ):
+        spec = sample_clip(config, i)
+        rel = f"images/{i:05d}.png"
+        if not (root / rel).is_file():
+            write_image(root / rel, draw_clip(spec, 2, config.height, config.width)[0])
+        records.append(_record(spec, rel, config, i, image=True))
     manifest = root / MANIFEST_NAME
     with atomic_output(manifest) as tmp:
         tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
@@ -447,7 +477,8 @@ class ShapesVideoDataModule(VideoDataModule):
     clip into ``root/cache`` (VAE latents + T5 embeddings, reused while the encoders match).
     With ``twin_shapes`` the clips come in pairs (:class:`ShapesDataConfig`) and every batch
     holds whole pairs, next to each other (``FramePackSampler(groups=...)``), for
-    ``model.pair_weight``.
+    ``model.pair_weight``. ``num_images`` adds still images (one latent frame each) that the
+    frame packer mixes with the clips.
     """
 
     def __init__(
@@ -470,10 +501,12 @@ class ShapesVideoDataModule(VideoDataModule):
         travel: Sequence[float] = ShapesDataConfig.travel,
         caption_drop_color: float = 0.0,
         twin_shapes: bool = False,
+        num_images: int = 0,
     ) -> None:
         self.root = Path(root)
         self.shapes_config = ShapesDataConfig(
             twin_shapes=twin_shapes,
+            num_images=num_images,
             num_clips=num_clips,
             frames=frames,
             height=height,

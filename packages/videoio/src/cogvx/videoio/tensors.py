@@ -23,7 +23,8 @@ def frames_to_tensor(frames: np.ndarray, dtype: torch.dtype = torch.float32) -> 
         raise ValueError(
             f"frames must be uint8 [T, H, W, 3], got dtype {arr.dtype} shape {tuple(arr.shape)}"
         )
-    x = torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+    # torch.tensor copies (a read-only array, e.g. a decoded image, is fine: no shared memory)
+    x = torch.tensor(arr, dtype=dtype)
     return rearrange(x, "t h w c -> c t h w") / 127.5 - 1.0
 
 
