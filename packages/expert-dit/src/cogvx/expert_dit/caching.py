@@ -329,9 +329,14 @@ class BranchState:
 
     signal: Tensor | None = None  # TeaCache signal / FBC first-block residual of the last compute
     accumulated: float = 0.0  # TeaCache: rescaled change summed since the last compute
-    residual: Tensor | None = None  # output minus input of the skipped blocks, last compute
     attention: tuple[Tensor | None, ...] = ()  # per block: last attention output [b, S, D]
-    history: tuple[tuple[int, Tensor], ...] = ()  # TaylorForecast: (step, residual), last computes
+    # (step, output minus input of the skippable blocks) of the last order + 1 computed steps
+    history: tuple[tuple[int, Tensor], ...] = ()
+
+    @property
+    def residual(self) -> Tensor | None:
+        """The skippable blocks' residual of the last computed step (None before any)."""
+        return self.history[-1][1] if self.history else None
 
 
 @dataclass(frozen=True)
@@ -592,12 +597,8 @@ def cached_forward(
     for i, name in enumerate(names):
         if skip[name]:
             assert residual_cache is not None
-            if olds[name].history:
-                cached_residual = forecast_residual(olds[name].history, step, residual_cache.order)
-            else:
-                cached_residual = olds[name].residual
-            assert cached_residual is not None
-            outputs[i] = _rows(x, i, size) + cached_residual
+            forecast = forecast_residual(olds[name].history, step, residual_cache.order)
+            outputs[i] = _rows(x, i, size) + forecast
     reused = 0
     blocks_run = len(names) * start
     if computing:
@@ -627,23 +628,14 @@ def cached_forward(
             name = names[i]
             outputs[i] = _rows(xc, k, size) if len(computing) > 1 else xc
             base = news.get(name, olds[name])
-            residual = (
-                (_rows(xc - x_start, k, size) if len(computing) > 1 else xc - x_start)
-                if residual_cache is not None
-                else None
-            )
             history = base.history
-            if (
-                residual is not None
-                and residual_cache is not None
-                and (isinstance(residual_cache, TaylorForecast) or residual_cache.order > 0)
-            ):
+            if residual_cache is not None:
+                residual = _rows(xc - x_start, k, size) if len(computing) > 1 else xc - x_start
                 history = (*history, (step, residual))[-(residual_cache.order + 1) :]
             news[name] = replace(
                 base,
                 accumulated=0.0,
                 signal=signals.get(name),
-                residual=residual,
                 attention=tuple(attn_new[name]) if pab is not None else (),
                 history=history,
             )
