@@ -92,8 +92,9 @@ def _parser() -> ArgumentParser:
         "hydra.sweep.dir. Faster sampling (off by default): cache=teacache|fbcache|pab|taylor with "
         "cache.threshold=X (teacache/fbcache; 0 never skips), cache.interval=K cache.order=M "
         "(taylor: blocks every K-th step, residual forecast of degree M between; cache.order also "
-        "forecasts the skipped residual of teacache/fbcache) and "
-        "cache.attention_every=K (attention reuse, combinable); sampling.guidance_stop=F (no CFG after fraction F of the steps), "
+        "forecasts the skipped residual of teacache/fbcache) and cache.attention_every=K "
+        "(attention reuse, combinable); sampling.guidance_stop=F (no CFG after fraction F of the "
+        "steps), "
         "sampling.guidance_interval=[lo,hi] (CFG only for timesteps in it), sampling.uncond_every=K "
         "(unconditional branch on every K-th guided step, reused between).",
     )
@@ -317,13 +318,9 @@ def _speed_kwargs(cfg: DictConfig) -> dict[str, Any]:
         )
     elif c.method == "fbcache":
         residual = FirstBlockCache(float(c.threshold), order=order)
-    elif c.method == "taylor":
-        defaults = TaylorForecast()
-        residual = TaylorForecast(
-            interval=defaults.interval if c.interval is None else int(c.interval),
-            order=defaults.order if c.order is None else int(c.order),
-            warmup=defaults.warmup if c.warmup is None else int(c.warmup),
-        )
+    elif c.method == "taylor":  # unset keys keep TaylorForecast's defaults
+        given = {k: int(c[k]) for k in ("interval", "order", "warmup") if c[k] is not None}
+        residual = TaylorForecast(**given)
     attention = None
     if c.attention_every is not None:
         low, high = c.attention_range
