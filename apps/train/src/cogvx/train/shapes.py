@@ -156,22 +156,17 @@ class ShapesDataConfig:
     num_images: int = 0
     """Also write this many still images (PNG, ``type="image"`` records): the first frame of the
     clips drawn at indices ``num_clips .. num_clips + num_images - 1``, captioned with colour and
-    shape only ("a red circle"), for image-video joint training of the transformer (CogVideoX
-    paper §3.2: images as one-frame videos); stage 1 does not use them."""
+    shape only ("a red circle"), for image-video joint training of the transformer (images as
+    one-frame videos, docs/training.md §Joint image-video training); stage 1 does not use them."""
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.num_images, bool)
-            or not isinstance(self.num_images, int)
-            or self.num_images < 0
-        ):
-            raise ValueError(f"num_images={self.num_images!r}: expected an integer >= 0")
+        counts = {"num_clips": 1, "frames": 1, "height": 1, "width": 1, "num_images": 0}
+        for name, low in counts.items():  # the least value of each count
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
         if self.num_images and self.twin_shapes:
             raise ValueError("num_images > 0 with twin_shapes=True: stills have no twin")
-        for name in ("num_clips", "frames", "height", "width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: expected an integer >= 1")
         if self.frames < 2:
             raise ValueError(f"frames={self.frames}: a clip needs at least 2 frames to show motion")
         if isinstance(self.fps, bool) or not isinstance(self.fps, int | float) or self.fps <= 0:

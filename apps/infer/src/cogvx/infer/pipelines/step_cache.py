@@ -47,8 +47,7 @@ def resolve_caching(cache: AnyCaching) -> StepCaching | None:
             "cache",
             describe(cache),
             "expected None, a StepCaching, TeaCache, FirstBlockCache, TaylorForecast or "
-            "PyramidBroadcast "
-            "(cogvx.expert_dit.caching)",
+            "PyramidBroadcast (cogvx.expert_dit.caching)",
             TypeError,
         )
     return cache if cache.active else None
